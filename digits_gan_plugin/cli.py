@@ -1,0 +1,44 @@
+"""``digits-gan``: the single command-line entry point.
+
+Each subcommand lives in the module that owns its concept; that module exposes
+``register(subparsers)``, which adds its parser(s) and sets ``func(args) -> int``.
+Command modules must not import TensorFlow at module level: ``--help``, listing and
+dataset building answer in well under a second.
+"""
+import argparse
+import importlib
+import sys
+
+from .errors import DigitsGanError
+
+COMMAND_MODULES = [
+    "digits_gan_plugin.dataset_cli",
+]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="digits-gan",
+        description="Build GAN datasets, train DIGITS-style model definitions, explore latent spaces.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except DigitsGanError as error:
+        print(f"digits-gan: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("digits-gan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

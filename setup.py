@@ -1,0 +1,46 @@
+from setuptools import setup
+
+setup(
+    name="digits-gan",
+    version="0.1.0",
+    description="GAN model zoo and DIGITS plugins for TensorFlow: datasets, training, latent-space views",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=[
+        "digits_gan_plugin",
+        "digits_gan_plugin.data_plugins",
+        "model_definitions",
+        "view_plugins",
+    ],
+    package_data={
+        "model_definitions": ["*.py"],
+        "digits_gan_plugin": ["templates/*.html", "templates/*/*.html", "static/*"],
+        "view_plugins": ["templates/*.html"],
+    },
+    install_requires=[
+        "tensorflow>=2.13",
+        "tf-slim>=1.1",
+        "numpy>=1.23",
+        "h5py>=3.7",
+        "lmdb>=1.4",
+        "protobuf>=3.20",
+        "Pillow>=9.1",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "examples": ["mlxtend>=0.22", "imageio>=2.20", "matplotlib>=3.5"],
+        "web": ["Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0"],
+        "test": [
+            "pytest>=7",
+            "mlxtend>=0.22", "imageio>=2.20", "matplotlib>=3.5",
+            "Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0",
+            "playwright>=1.40",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["digits-gan=digits_gan_plugin.cli:main"],
+        "digits.plugins.data": [],
+        "digits.plugins.view": [],
+    },
+)
