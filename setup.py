@@ -10,6 +10,7 @@ setup(
     packages=[
         "digits_gan_plugin",
         "digits_gan_plugin.data_plugins",
+        "digits_gan_plugin.runtime",
         "model_definitions",
         "view_plugins",
     ],
@@ -40,7 +41,14 @@ setup(
     },
     entry_points={
         "console_scripts": ["digits-gan=digits_gan_plugin.cli:main"],
-        "digits.plugins.data": [],
-        "digits.plugins.view": [],
+        "digits.plugins.data": [
+            "mnist = digits_gan_plugin.data_plugins.mnist:DataIngestion",
+            "celeba = digits_gan_plugin.data_plugins.celeba:DataIngestion",
+            "imagefolder = digits_gan_plugin.data_plugins.imagefolder:DataIngestion",
+            "gan-inference = digits_gan_plugin.data_plugins.gan_inference:DataIngestion",
+        ],
+        "digits.plugins.view": [
+            "gan-view = view_plugins.gan:Visualization",
+        ],
     },
 )

@@ -13,6 +13,9 @@ from .errors import DigitsGanError
 
 COMMAND_MODULES = [
     "digits_gan_plugin.dataset_cli",
+    "digits_gan_plugin.evaluate_cli",
+    "digits_gan_plugin.latent_cli",
+    "digits_gan_plugin.runtime.cli",
 ]
 
 

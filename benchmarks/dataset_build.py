@@ -1,0 +1,145 @@
+"""Dataset build speed: CelebA build vs the machine's JPEG decode limit, and MNIST 5k.
+
+    python -m benchmarks.dataset_build            # 10,000 CelebA-style JPEGs
+    python -m benchmarks.dataset_build --quick    # 500 JPEGs (smoke test)
+
+Generates 178x218 CelebA-style JPEGs (smooth gradients, ellipses, noise; quality 90)
+and a real-format list_attr_celeba.txt in --workdir (reused when already there), then
+measures in the same run (wall clock; CPU time of all processes is printed too, since
+a machine shared with other jobs distorts images/s):
+  decode  images/s of bare full-size JPEG decode of the same files by ONE process;
+  limit   decode x cores: what a build bound only by JPEG decoding could reach;
+  build   images/s of the full CelebA build (default 108 crop, 64 resize, all cores);
+and prints build/limit (target >= 0.75) and the embedded MNIST 5k build time
+(target < 5 s), in-process and as a `digits-gan dataset create mnist` command.
+"""
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from digits_gan_plugin.data_plugins import celeba, mnist
+from digits_gan_plugin.dataset_io import default_workers, write_dataset
+
+WIDTH, HEIGHT = 178, 218
+ATTRIBUTES = 40
+
+
+def celeba_style_image(index):
+    """A varied 218x178 RGB face-like picture: gradient background, an ellipse 'face',
+    two 'eyes', a few blocks and mild noise (JPEG cost similar to real photos)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(index)
+    top, bottom = rng.integers(0, 256, (2, 3))
+    ramp = np.linspace(0.0, 1.0, HEIGHT)[:, None, None]
+    pixels = (top * (1 - ramp) + bottom * ramp).repeat(WIDTH, axis=1)
+    pixels += rng.normal(0, 6, pixels.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(3):
+        x0, y0 = rng.integers(0, WIDTH), rng.integers(0, HEIGHT)
+        draw.rectangle([x0, y0, x0 + rng.integers(10, 60), y0 + rng.integers(10, 60)],
+                       fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    cx, cy = WIDTH // 2 + rng.integers(-10, 11), HEIGHT // 2 + rng.integers(-10, 11)
+    rx, ry = rng.integers(35, 55), rng.integers(50, 70)
+    draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=tuple(int(v) for v in rng.integers(90, 256, 3)))
+    for side in (-1, 1):
+        ex, ey = cx + side * rx // 2, cy - ry // 4
+        draw.ellipse([ex - 6, ey - 4, ex + 6, ey + 4], fill=tuple(int(v) for v in rng.integers(0, 80, 3)))
+    return image
+
+
+def generate_celeba(folder, count):
+    """Write `count` JPEGs + list_attr_celeba.txt into folder, unless already there."""
+    marker = os.path.join(folder, f".complete-{count}")
+    if os.path.exists(marker):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    image_dir = os.path.join(folder, celeba.IMAGE_DIR)
+    os.makedirs(image_dir)
+    names = [f"{index + 1:06d}.jpg" for index in range(count)]
+    for index, name in enumerate(names):
+        celeba_style_image(index).save(os.path.join(image_dir, name), quality=90)
+    values = np.where(np.random.default_rng(0).random((count, ATTRIBUTES)) < 0.3, 1, -1)
+    header = " ".join(f"Attribute_{index}" for index in range(ATTRIBUTES)) + " "
+    with open(os.path.join(folder, celeba.ATTRIBUTES_FILE), "w") as handle:
+        handle.write(f"{count}\n{header}\n")
+        handle.writelines(name + " " + " ".join(f"{v:2d}" for v in row) + "\n" for name, row in zip(names, values))
+    open(marker, "w").close()
+
+
+def cpu_seconds():
+    """CPU time used so far by this process and its waited-for children (pool workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def decode_rate(paths):
+    """(images/s, CPU s per image) of bare full-size JPEG decoding by this one process."""
+    from PIL import Image
+
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    for path in paths:
+        with Image.open(path) as image:
+            image.load()
+    return len(paths) / (time.perf_counter() - start), (cpu_seconds() - cpu_start) / len(paths)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="500 images instead of 10,000")
+    parser.add_argument("--images", type=int, help="number of CelebA-style images (overrides --quick)")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="build processes (default: cores)")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "digits-gan-bench"),
+                        help="where the generated source images are kept between runs")
+    args = parser.parse_args(argv)
+    count = args.images or (500 if args.quick else 10_000)
+    cores = default_workers()
+
+    source = os.path.join(args.workdir, f"celeba-{count}")
+    start = time.perf_counter()
+    generate_celeba(source, count)
+    print(f"source: {count} JPEGs {WIDTH}x{HEIGHT} in {source} (ready in {time.perf_counter() - start:.1f} s)")
+    paths = sorted(os.path.join(source, celeba.IMAGE_DIR, name) for name in os.listdir(os.path.join(source, celeba.IMAGE_DIR)))
+    for path in paths:  # warm the page cache so neither measurement reads from disk
+        with open(path, "rb") as handle:
+            handle.read()
+
+    decode, decode_cpu = decode_rate(paths)
+    out = os.path.join(args.workdir, "celeba-dataset")
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    write_dataset(celeba.DataIngestion(source=source), out, workers=args.workers, progress=False, overwrite=True)
+    build = count / (time.perf_counter() - start)
+    build_cpu = (cpu_seconds() - cpu_start) / count
+    limit = decode * cores
+    print(f"CelebA decode, 1 process : {decode:8.0f} images/s (full-size {WIDTH}x{HEIGHT} JPEG)")
+    print(f"decode-bound limit       : {limit:8.0f} images/s ({cores} cores)")
+    print(f"CelebA build             : {build:8.0f} images/s ({args.workers} workers, crop 108 -> 64x64)")
+    print(f"build / limit            : {build / limit:8.2f}    (target >= 0.75)")
+    print(f"CPU per image            : decode {decode_cpu * 1e6:.0f} us, build {build_cpu * 1e6:.0f} us "
+          f"(all processes; ratio {decode_cpu / build_cpu:.2f}, the build/limit a quiet machine with "
+          f"perfect scaling would reach)")
+
+    mnist_out = os.path.join(args.workdir, "mnist-dataset")
+    start = time.perf_counter()
+    write_dataset(mnist.DataIngestion(), mnist_out, workers=args.workers, progress=False, overwrite=True)
+    in_process = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "digits_gan_plugin.cli", "dataset", "create", "mnist", "--out", mnist_out,
+                    "--overwrite", "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    command = time.perf_counter() - start
+    print(f"MNIST 5k build           : {in_process:8.2f} s in-process, {command:.2f} s as a command (target < 5 s)")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(mnist_out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

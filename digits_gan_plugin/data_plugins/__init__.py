@@ -1,0 +1,73 @@
+"""Data plugins (DIGITS `digits.plugins.data`) and the registry the CLI finds them in.
+
+Every module of this package defines one plugin class named `DataIngestion`; the same
+classes are registered as setuptools entry points in setup.py. Third-party plugins
+installed under the `digits.plugins.data` entry-point group are found as well.
+No module here may import TensorFlow at module level.
+"""
+import importlib
+import pkgutil
+
+from ..digits_api import DataIngestionInterface
+from ..errors import DataError
+from .. import options as _options
+
+ENTRY_POINT_GROUP = "digits.plugins.data"
+
+
+class OptionsPlugin(DataIngestionInterface):
+    """A data plugin whose options are declared once in `OPTIONS` (a list of
+    options.Option): they are validated in __init__ (kept in `userdata` and as
+    attributes, per the DIGITS contract), offered as CLI flags, and rendered as the
+    DIGITS dataset form with the shared template."""
+
+    OPTIONS = []
+
+    def __init__(self, **kwargs):
+        super().__init__(**_options.resolve(self.OPTIONS, kwargs))
+
+    @classmethod
+    def get_dataset_form(cls):
+        return _options.make_wtform(cls.OPTIONS)()
+
+    @staticmethod
+    def get_dataset_template(form):
+        return _options.template_text(), {"form": form}
+
+    @staticmethod
+    def get_category():
+        return "Images"
+
+
+def _package_plugins():
+    found = []
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        plugin = getattr(module, "DataIngestion", None)
+        if plugin is not None:
+            found.append(plugin)
+    return found
+
+
+def _entry_point_plugins():
+    from importlib.metadata import entry_points
+
+    found = []
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.value.startswith(__name__ + "."):
+            continue  # already found in this package
+        found.append(entry_point.load())
+    return found
+
+
+def available_plugins():
+    """{plugin id: plugin class} of this package's plugins and installed ones."""
+    return {plugin.get_id(): plugin for plugin in _package_plugins() + _entry_point_plugins()}
+
+
+def get_plugin(plugin_id):
+    """The plugin class with this id; DataError listing the known ids otherwise."""
+    plugins = available_plugins()
+    if plugin_id not in plugins:
+        raise DataError(f"unknown data plugin {plugin_id!r}: expected one of {', '.join(sorted(plugins))}")
+    return plugins[plugin_id]

@@ -1,0 +1,135 @@
+"""CelebA data plugin: aligned face crops with their 40 binary attributes.
+
+Source folder: `img_align_celeba/` (the JPEGs), `list_attr_celeba.txt` (line 1: the
+image count; line 2: the attribute names; then one line per image: file name and one
+value of 1 or -1 per attribute, separated by runs of spaces) and optionally
+`list_eval_partition.txt` (file name and 0 train / 1 val / 2 test); without it the
+images are shuffled with `seed` and split by `val_fraction`.
+
+Feature: uint8 3,size,size RGB, the centered crop x crop square resized to size x size.
+Label: float32 1,1,40 holding the raw attribute values +1 / -1 (as DIGITS' CelebA GAN
+example did); `label_names` are the attribute names of the header.
+An unreadable image is skipped (listed in the dataset's skipped.txt) unless `strict`.
+"""
+import os
+
+import numpy as np
+
+from ..digits_api import TEST_DB, TRAIN_DB, VAL_DB
+from ..errors import DataError
+from ..imaging import load_square_image
+from ..options import Option
+from . import OptionsPlugin
+
+IMAGE_DIR = "img_align_celeba"
+ATTRIBUTES_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+PARTITION_STAGES = {"0": TRAIN_DB, "1": VAL_DB, "2": TEST_DB}
+
+
+def read_attributes(path):
+    """Parse list_attr_celeba.txt -> (names list of str, file names list, int8 N,K of ±1).
+
+    DataError naming the line when the count line, a row's column count or a value
+    disagrees with the header."""
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    if len(lines) < 2 or not lines[0].strip().isdigit():
+        raise DataError(f"{path}: line 1 must be the number of images, found {lines[0].strip()[:40]!r}"
+                        if lines else f"{path}: empty attribute list")
+    count, names = int(lines[0]), lines[1].split()
+    rows = [(number, line.split()) for number, line in enumerate(lines[2:], start=3) if line.strip()]
+    files, values = [], np.empty((len(rows), len(names)), dtype=np.int8)
+    for index, (number, fields) in enumerate(rows):
+        if len(fields) != len(names) + 1:
+            raise DataError(f"{path}: line {number} has {len(fields) - 1} attribute values, "
+                            f"the header (line 2) names {len(names)}")
+        try:
+            row = [int(field) for field in fields[1:]]
+        except ValueError:
+            raise DataError(f"{path}: line {number}: attribute values must be 1 or -1") from None
+        if any(value not in (1, -1) for value in row):
+            raise DataError(f"{path}: line {number}: attribute values must be 1 or -1")
+        files.append(fields[0])
+        values[index] = row
+    if len(files) != count:
+        raise DataError(f"{path}: line 1 says {count} images, the file lists {len(files)}")
+    return names, files, values
+
+
+def read_partition(path):
+    """Parse list_eval_partition.txt -> {file name: stage}."""
+    stages = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2 or fields[1] not in PARTITION_STAGES:
+                raise DataError(f"{path}: line {number} must be a file name and 0, 1 or 2")
+            stages[fields[0]] = PARTITION_STAGES[fields[1]]
+    return stages
+
+
+class DataIngestion(OptionsPlugin):
+    """CelebA faces: feature uint8 3,size,size, label float32 1,1,40 of ±1."""
+
+    OPTIONS = [
+        Option("source", str, required=True, kind="dir",
+               help=f"CelebA folder holding {IMAGE_DIR}/, {ATTRIBUTES_FILE} and optionally {PARTITION_FILE}"),
+        Option("crop", int, 108, min=1, help="side of the centered square crop, in source pixels"),
+        Option("size", int, 64, min=1, max=1024, help="side of the output images, in pixels"),
+        Option("max_images", int, 0, min=0, help="use only the first N images of the attribute list (0: all)"),
+        Option("val_fraction", float, 0.1, min=0.0, max=0.9,
+               help=f"share of the images put in val_db when there is no {PARTITION_FILE}"),
+        Option("seed", int, 0, help="seed of the shuffle before the train/val split"),
+        Option("strict", bool, False, help="stop at the first unreadable image instead of skipping it"),
+    ]
+
+    @staticmethod
+    def get_id():
+        return "celeba"
+
+    @staticmethod
+    def get_title():
+        return "CelebA faces + 40 attributes (GAN)"
+
+    def _load(self):
+        attributes_path = os.path.join(self.source, ATTRIBUTES_FILE)
+        image_dir = os.path.join(self.source, IMAGE_DIR)
+        for path in (attributes_path, image_dir):
+            if not os.path.exists(path):
+                raise DataError(f"{path}: not found (expected a CelebA folder)")
+        names, files, values = read_attributes(attributes_path)
+        if self.max_images:
+            files, values = files[:self.max_images], values[:self.max_images]
+        self.label_names = names
+        self.image_dir = image_dir
+        self.labels = {name: row.astype(np.float32).reshape(1, 1, -1) for name, row in zip(files, values)}
+        partition_path = os.path.join(self.source, PARTITION_FILE)
+        if os.path.isfile(partition_path):
+            partition = read_partition(partition_path)
+            missing = [name for name in files if name not in partition]
+            if missing:
+                raise DataError(f"{partition_path}: no partition for {missing[0]} ({len(missing)} images missing)")
+            self.stage_entries = {stage: [name for name in files if partition[name] == stage]
+                                  for stage in PARTITION_STAGES.values()}
+        else:
+            order = np.random.default_rng(self.seed).permutation(len(files))
+            val_count = int(round(len(files) * self.val_fraction))
+            self.stage_entries = {TRAIN_DB: [files[i] for i in order[val_count:]],
+                                  VAL_DB: [files[i] for i in order[:val_count]]}
+
+    def itemize_entries(self, stage):
+        if not hasattr(self, "stage_entries"):
+            self._load()
+        return self.stage_entries.get(stage, [])
+
+    def encode_entry(self, entry):
+        try:
+            pixels = load_square_image(os.path.join(self.image_dir, entry), self.size, crop=self.crop)
+        except DataError:
+            if self.strict:
+                raise
+            return []
+        return pixels.transpose(2, 0, 1), self.labels[entry]

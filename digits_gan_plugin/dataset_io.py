@@ -1,0 +1,635 @@
+"""Write and read datasets in the DIGITS layout (see ../shared/DIGITS_CONTRACT.md).
+
+On disk::
+
+    <dir>/dataset.json                  what is inside (see write_dataset)
+    <dir>/<stage>/features              LMDB: 9-digit key -> serialized Datum
+    <dir>/<stage>/labels                LMDB, only when labels are 3-D arrays (float Datum)
+    <dir>/<stage>/mean.binaryproto      mean feature, BlobProto C,H,W (BGR for 3 channels)
+    <dir>/skipped.txt                   entries the plugin could not encode (if any)
+
+Unencoded uint8 features are stored C,H,W with 3-channel data in BGR order (Caffe's
+convention); PNG-encoded features hold the PNG file (H,W,C, RGB) with `encoded` set;
+float features go to `float_data` in C,H,W order with no channel reordering.
+
+No TensorFlow at module level: only `DatasetReader.tf_dataset` imports it.
+"""
+import functools
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+
+import lmdb
+import numpy as np
+
+from .digits_api import STAGES
+from .errors import DataError
+from .proto import BlobProto, Datum
+
+META_FILE = "dataset.json"
+MEAN_FILE = "mean.binaryproto"
+SKIPPED_FILE = "skipped.txt"
+FEATURES_DB = "features"
+LABELS_DB = "labels"
+ENCODINGS = (None, "none", "png")
+DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes of decoded arrays `batches` may keep in memory
+
+
+def make_key(index):
+    """LMDB key of the index-th entry of a stage: 9-digit zero-padded ASCII bytes."""
+    return b"%09d" % index
+
+
+# ---------------------------------------------------------------- Datum conversion
+
+
+def stored_chw(feature):
+    """Contiguous C,H,W copy of a feature in the channel order DIGITS stores (data and
+    mean): BGR for 3-channel uint8, unchanged otherwise."""
+    if feature.dtype == np.uint8 and feature.shape[0] == 3:
+        return np.ascontiguousarray(feature[::-1])
+    return np.ascontiguousarray(feature)
+
+
+def feature_to_datum(feature, encoding=None, stored=None):
+    """Build the Datum of one feature.
+
+    feature: C,H,W numpy array; uint8 (RGB when C == 3) goes to `data` (BGR when C == 3,
+    or a PNG file with encoding='png'); any other dtype goes to `float_data` as float32.
+    stored: stored_chw(feature), when the caller already has it.
+    """
+    channels, height, width = feature.shape
+    datum = Datum(channels=channels, height=height, width=width)
+    if feature.dtype != np.uint8:
+        datum.float_data.extend(feature.astype(np.float32, copy=False).ravel().tolist())
+    elif encoding == "png":
+        from PIL import Image
+
+        pixels = feature[0] if channels == 1 else feature.transpose(1, 2, 0)
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG", compress_level=1)
+        datum.data = buffer.getvalue()
+        datum.encoded = True
+    else:
+        datum.data = (stored_chw(feature) if stored is None else stored).tobytes()
+    return datum
+
+
+def datum_to_feature(datum):
+    """Decode a feature Datum to H,W,C: uint8 RGB for image data, float32 for float_data."""
+    shape = (datum.channels, datum.height, datum.width)
+    if datum.encoded:
+        from PIL import Image
+
+        pixels = np.asarray(Image.open(io.BytesIO(datum.data)))
+        return pixels[..., None] if pixels.ndim == 2 else pixels
+    if datum.data:
+        chw = np.frombuffer(datum.data, dtype=np.uint8).reshape(shape)
+        hwc = chw.transpose(1, 2, 0)
+        return hwc[..., ::-1] if shape[0] == 3 else hwc
+    return np.asarray(datum.float_data, dtype=np.float32).reshape(shape).transpose(1, 2, 0)
+
+
+def label_to_datum(label):
+    """Float Datum of a 3-D array label (e.g. 1,1,40 attributes) for the labels LMDB."""
+    channels, height, width = label.shape
+    datum = Datum(channels=channels, height=height, width=width)
+    datum.float_data.extend(np.asarray(label, dtype=np.float32).ravel().tolist())
+    return datum
+
+
+def _label_kind(label):
+    """'none', 'scalar' or 'array' (3-D), per the DIGITS contract."""
+    if label is None:
+        return "none"
+    label = np.asarray(label)
+    if label.ndim == 3:
+        return "array"
+    if label.size == 1:
+        return "scalar"
+    return "invalid"
+
+
+# ---------------------------------------------------------------- parallel encoding
+
+
+class _ChunkResult:
+    """What one worker task hands back: serialized values plus what the mean needs."""
+
+    __slots__ = ("features", "labels", "feature_sum", "feature_shape", "feature_dtype",
+                 "label_kind", "label_shape", "skipped", "entry_count")
+
+    def __init__(self, entry_count):
+        self.features = []  # serialized feature Datums, in entry order
+        self.labels = []  # serialized label Datums (array labels only)
+        self.feature_sum = None  # C,H,W in stored channel order; uint64 for uint8 features
+        self.feature_shape = None
+        self.feature_dtype = None
+        self.label_kind = None
+        self.label_shape = None
+        self.skipped = []  # str(entry) of entries that produced no pair
+        self.entry_count = entry_count
+
+
+def _as_pairs(encoded, entry):
+    if isinstance(encoded, tuple) and len(encoded) == 2:
+        return [encoded]
+    if isinstance(encoded, list):
+        return encoded
+    raise DataError(f"entry {entry!r}: encode_entry must return a (feature, label) pair or a list of pairs")
+
+
+def _encode_chunk(plugin, encoding, chunk):
+    """Encode entries with `plugin.encode_entry`; returns a _ChunkResult."""
+    result = _ChunkResult(len(chunk))
+    for entry in chunk:
+        pairs = _as_pairs(plugin.encode_entry(entry), entry)
+        if not pairs:
+            result.skipped.append(str(entry))
+        for feature, label in pairs:
+            feature = np.asarray(feature)
+            if feature.ndim != 3:
+                raise DataError(f"entry {entry!r}: feature must be a 3-D C,H,W array, got shape {feature.shape}")
+            kind = _label_kind(label)
+            if kind == "invalid":
+                raise DataError(f"entry {entry!r}: label must be a scalar or a 3-D array, got shape {np.shape(label)}")
+            label_shape = None if kind == "none" else list(np.shape(label)) if kind == "array" else []
+            if result.feature_shape is None:
+                result.feature_shape, result.feature_dtype = feature.shape, feature.dtype.str
+                result.label_kind, result.label_shape = kind, label_shape
+                result.feature_sum = np.zeros(feature.shape, np.uint64 if feature.dtype == np.uint8 else np.float64)
+            elif (feature.shape, feature.dtype.str, kind, label_shape) != (
+                result.feature_shape, result.feature_dtype, result.label_kind, result.label_shape
+            ):
+                raise DataError(
+                    f"entry {entry!r}: feature {feature.shape} {feature.dtype} with {kind} label {label_shape} "
+                    f"differs from earlier entries ({result.feature_shape} {result.feature_dtype}, "
+                    f"{result.label_kind} label {result.label_shape})"
+                )
+            stored = stored_chw(feature)
+            np.add(result.feature_sum, stored, out=result.feature_sum)
+            datum = feature_to_datum(feature, encoding, stored)
+            if kind == "scalar":
+                value = np.asarray(label).item()
+                if value != int(value):
+                    raise DataError(f"entry {entry!r}: scalar label {value} is not an integer")
+                datum.label = int(value)
+            elif kind == "array":
+                result.labels.append(label_to_datum(np.asarray(label)).SerializeToString())
+            result.features.append(datum.SerializeToString())
+    return result
+
+
+class _WorkerInterrupted(Exception):
+    """A KeyboardInterrupt raised inside a worker, carried back to the main process
+    (a bare KeyboardInterrupt would kill the pool worker and hang the pool)."""
+
+
+_worker_state = {}  # plugin and encoding of a worker process, set by _init_worker
+
+
+def _init_worker(plugin, encoding):
+    # Ctrl-C is handled by the main process, which terminates the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_state.update(plugin=plugin, encoding=encoding)
+
+
+def _worker_encode(chunk):
+    try:
+        return _encode_chunk(_worker_state["plugin"], _worker_state["encoding"], chunk)
+    except KeyboardInterrupt:
+        raise _WorkerInterrupted() from None
+
+
+class _Encoder:
+    """Maps chunks of entries to _ChunkResults, in order, in `workers` processes
+    (forked, so the plugin's loaded state is shared) or in-process when workers <= 1."""
+
+    def __init__(self, plugin, encoding, workers):
+        self.plugin, self.encoding, self.workers = plugin, encoding, workers
+        self.pool = None
+
+    def __enter__(self):
+        if self.workers > 1:
+            context = multiprocessing.get_context("fork")
+            self.pool = context.Pool(self.workers, _init_worker, (self.plugin, self.encoding))
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def map(self, chunks):
+        if self.pool is None:
+            yield from map(functools.partial(_encode_chunk, self.plugin, self.encoding), chunks)
+            return
+        try:
+            yield from self.pool.imap(_worker_encode, chunks)
+        except _WorkerInterrupted:
+            raise KeyboardInterrupt() from None
+
+
+def _chunks(entries, workers):
+    # Enough tasks to keep every worker busy to the end and the progress bar moving;
+    # at most 64 entries, since one chunk is one LMDB write transaction and larger
+    # transactions cost py-lmdb about 3x more CPU per entry.
+    size = max(8, min(64, len(entries) // (max(workers, 1) * 16)))
+    return [entries[start:start + size] for start in range(0, len(entries), size)]
+
+
+# ---------------------------------------------------------------- writing
+
+
+class _LmdbWriter:
+    """One LMDB written with sequential keys; the map grows as needed."""
+
+    def __init__(self, path, map_size=64 << 20):
+        self.env = lmdb.open(path, map_size=map_size, subdir=True, sync=False, metasync=False, meminit=False)
+
+    def put_many(self, items):
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    txn.cursor().putmulti(items, append=True)
+                return
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+
+    def close(self):
+        # No fsync: a crash before the rename leaves only the temporary directory, and a
+        # dataset is rebuildable, so power-loss durability is not worth a full-disk flush.
+        self.env.close()
+
+
+def _mean_blob(mean_chw):
+    """BlobProto of a C,H,W mean, already in stored channel order."""
+    channels, height, width = mean_chw.shape
+    blob = BlobProto(num=1, channels=channels, height=height, width=width)
+    blob.data.extend(mean_chw.astype(np.float32).ravel().tolist())
+    blob.shape.dim.extend([1, channels, height, width])
+    return blob
+
+
+def _write_stage(encoder, entries, stage, stage_dir, progress):
+    """Encode and write one stage; returns (stage meta dict, skipped entry strings)."""
+    from tqdm import tqdm
+
+    os.makedirs(stage_dir)
+    features_db = _LmdbWriter(os.path.join(stage_dir, FEATURES_DB))
+    labels_db = None
+    first, total, count, skipped = None, None, 0, []
+    bar = tqdm(total=len(entries), desc=stage, unit="img", disable=not progress or not sys.stderr.isatty())
+    try:
+        for result in encoder.map(_chunks(entries, encoder.workers)):
+            bar.update(result.entry_count)
+            skipped.extend(result.skipped)
+            if not result.features:
+                continue
+            signature = (result.feature_shape, result.feature_dtype, result.label_kind, result.label_shape)
+            if first is None:
+                first, total = signature, result.feature_sum
+                if result.label_kind == "array":
+                    labels_db = _LmdbWriter(os.path.join(stage_dir, LABELS_DB))
+            elif signature != first:
+                raise DataError(f"{stage}: entries differ in feature shape/dtype or label kind: {first} vs {signature}")
+            else:
+                total += result.feature_sum
+            keys = [make_key(index) for index in range(count, count + len(result.features))]
+            features_db.put_many(list(zip(keys, result.features)))
+            if labels_db is not None:
+                labels_db.put_many(list(zip(keys, result.labels)))
+            count += len(result.features)
+    finally:
+        bar.close()
+        features_db.close()
+        if labels_db is not None:
+            labels_db.close()
+    if count == 0:
+        raise DataError(f"{stage}: none of its {len(entries)} entries could be encoded")
+    shape, dtype, label_kind, label_shape = first
+    is_image = np.dtype(dtype) == np.uint8
+    with open(os.path.join(stage_dir, MEAN_FILE), "wb") as handle:
+        handle.write(_mean_blob(total / count).SerializeToString())
+    meta = {
+        "count": count,
+        "feature_shape": list(shape),
+        "feature_dtype": "uint8" if is_image else "float32",
+        "label_shape": label_shape,
+    }
+    return meta, skipped
+
+
+def _check_out_dir(out_dir, overwrite):
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise DataError(f"{out_dir}: exists and is not a directory")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise DataError(f"{out_dir}: directory exists and is not empty (use overwrite to replace it)")
+
+
+def _move_into_place(tmp_dir, out_dir):
+    if not os.path.isdir(out_dir):
+        os.rename(tmp_dir, out_dir)
+        return
+    if not os.listdir(out_dir):
+        os.rmdir(out_dir)
+        os.rename(tmp_dir, out_dir)
+        return
+    old_dir = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.old-{os.getpid()}")
+    os.rename(out_dir, old_dir)
+    os.rename(tmp_dir, out_dir)
+    shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def default_workers():
+    """Number of CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, extra_meta=None,
+                  progress=True, overwrite=False):
+    """Build a DIGITS-layout dataset from a data plugin; returns the dataset.json dict.
+
+    plugin: a DataIngestionInterface instance. `itemize_entries(stage)` is called once per
+    stage in this process; `encode_entry(entry)` runs in `workers` forked processes
+    (default: all cores; <= 1, or TensorFlow already imported: in-process) and returns a (feature, label) pair, a
+    list of pairs, or an empty list for an entry it skips (listed in skipped.txt).
+    stages: default every stage of STAGES with entries. encoding: None or 'png'.
+    The plugin may expose `label_names` (list of str) and `num_classes` (int)
+    attributes after itemize_entries; they go into dataset.json.
+
+    dataset.json holds plugin_id, userdata, stages {stage: {count, feature_shape [C,H,W],
+    feature_dtype, label_shape ([] scalar, null none, else [a,b,c]), skipped}},
+    label_names, num_classes, encoding, and `extra_meta`.
+    The dataset is built in `.<name>.tmp-<pid>` next to out_dir and renamed into place
+    only when complete; it is removed on any error or interrupt. An existing non-empty
+    out_dir is an error unless overwrite=True.
+    """
+    if encoding not in ENCODINGS:
+        raise DataError(f"encoding {encoding!r}: expected one of none, png")
+    encoding = None if encoding == "none" else encoding
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    _check_out_dir(out_dir, overwrite)
+    workers = default_workers() if workers is None else int(workers)
+    if "tensorflow" in sys.modules:
+        workers = 1  # forking a process whose TensorFlow runtime has started threads can deadlock
+    requested = list(stages) if stages is not None else list(STAGES)
+    for stage in requested:
+        if stage not in STAGES:
+            raise DataError(f"stage {stage!r}: expected one of {', '.join(STAGES)}")
+    entries = {stage: list(plugin.itemize_entries(stage)) for stage in requested}
+    entries = {stage: items for stage, items in entries.items() if items}
+    if not entries:
+        raise DataError(f"plugin {plugin.get_id()!r} found no entries for {', '.join(requested)}")
+
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    tmp_dir = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    try:
+        os.makedirs(tmp_dir)
+        stage_meta, skipped = {}, []
+        with _Encoder(plugin, encoding, workers) as encoder:
+            for stage, items in entries.items():
+                stage_meta[stage], stage_skipped = _write_stage(
+                    encoder, items, stage, os.path.join(tmp_dir, stage), progress
+                )
+                stage_meta[stage]["skipped"] = len(stage_skipped)
+                skipped.extend(stage_skipped)
+        if skipped:
+            with open(os.path.join(tmp_dir, SKIPPED_FILE), "w", encoding="utf-8") as handle:
+                handle.writelines(line + "\n" for line in skipped)
+        label_names = getattr(plugin, "label_names", None)
+        num_classes = getattr(plugin, "num_classes", None)
+        scalar_labels = any(meta["label_shape"] == [] for meta in stage_meta.values())
+        if num_classes is None and scalar_labels and label_names:
+            num_classes = len(label_names)
+        meta = {
+            "plugin_id": plugin.get_id(),
+            "userdata": plugin.get_user_data(),
+            "stages": stage_meta,
+            "label_names": list(label_names) if label_names is not None else None,
+            "num_classes": num_classes,
+            "encoding": encoding or "none",
+        }
+        meta.update(extra_meta or {})
+        with open(os.path.join(tmp_dir, META_FILE), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=2, default=str)
+        _move_into_place(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return json.loads(json.dumps(meta, default=str))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _index_batches(count, batch_size, shuffle, repeat, rng, drop_remainder):
+    """Yield int64 index arrays of batch_size; epochs are concatenated when repeating,
+    so a dataset smaller than a batch still gives full batches."""
+    pending = np.empty(0, dtype=np.int64)
+    while True:
+        epoch = rng.permutation(count) if shuffle else np.arange(count)
+        pending = np.concatenate([pending, epoch])
+        while len(pending) >= batch_size:
+            yield pending[:batch_size]
+            pending = pending[batch_size:]
+        if not repeat:
+            if len(pending) and not drop_remainder:
+                yield pending
+            return
+
+
+class DatasetReader:
+    """Read a dataset written by write_dataset (or by DIGITS' generic-dataset writer,
+    when a dataset.json is present).
+
+    Features come back N,H,W,C: uint8 RGB for image data, float32 for float data.
+    Labels: int64 (N,) for scalar labels, float32 (N,)+label_shape for array labels
+    (e.g. N,1,1,40), or None.
+    """
+
+    def __init__(self, dataset_dir, memory_budget=DEFAULT_MEMORY_BUDGET):
+        self.dataset_dir = os.fspath(dataset_dir)
+        meta_path = os.path.join(self.dataset_dir, META_FILE)
+        if not os.path.isfile(meta_path):
+            raise DataError(f"{self.dataset_dir}: not a dataset (no {META_FILE})")
+        try:
+            with open(meta_path, encoding="utf-8") as handle:
+                self.meta = json.load(handle)
+        except ValueError as error:
+            raise DataError(f"{meta_path}: not valid JSON ({error})") from None
+        self.memory_budget = memory_budget
+        self._arrays = {}
+
+    @property
+    def stages(self):
+        return [stage for stage in STAGES if stage in self.meta["stages"]]
+
+    def _stage(self, stage):
+        if stage not in self.meta["stages"]:
+            raise DataError(f"{self.dataset_dir}: has no stage {stage!r} (it has {', '.join(self.stages)})")
+        return self.meta["stages"][stage]
+
+    def count(self, stage):
+        return self._stage(stage)["count"]
+
+    @property
+    def feature_shape(self):
+        """C,H,W as stored (of the first stage)."""
+        return tuple(self._stage(self.stages[0])["feature_shape"])
+
+    def label_shape(self, stage):
+        """[] for scalar labels, None for no labels, else the 3-D label shape."""
+        return self._stage(stage)["label_shape"]
+
+    @property
+    def num_classes(self):
+        return self.meta.get("num_classes")
+
+    @property
+    def label_names(self):
+        return self.meta.get("label_names")
+
+    def _open(self, stage, name):
+        path = os.path.join(self.dataset_dir, stage, name)
+        if not os.path.isdir(path):
+            raise DataError(f"{path}: missing LMDB")
+        return lmdb.open(path, readonly=True, lock=False, subdir=True)
+
+    def _empty_arrays(self, stage, count):
+        channels, height, width = self._stage(stage)["feature_shape"]
+        dtype = np.uint8 if self._stage(stage)["feature_dtype"] == "uint8" else np.float32
+        x = np.empty((count, height, width, channels), dtype=dtype)
+        label_shape = self.label_shape(stage)
+        if label_shape is None:
+            return x, None
+        y = np.empty(count, np.int64) if label_shape == [] else np.empty([count] + label_shape, np.float32)
+        return x, y
+
+    def _decode_into(self, x, y, position, feature_value, label_value):
+        datum = Datum.FromString(feature_value)
+        x[position] = datum_to_feature(datum)
+        if y is None:
+            return
+        if label_value is None:
+            y[position] = datum.label
+        else:
+            label = Datum.FromString(label_value)
+            y[position] = np.asarray(label.float_data, dtype=np.float32).reshape(y.shape[1:])
+
+    def read_all(self, stage):
+        """All entries of a stage in key order: (x N,H,W,C, y or None). Once `batches`
+        has cached a stage, these are the cached arrays: copy before modifying them."""
+        if stage in self._arrays:
+            return self._arrays[stage]
+        count = self.count(stage)
+        x, y = self._empty_arrays(stage, count)
+        array_labels = y is not None and y.ndim > 1
+        features_env = self._open(stage, FEATURES_DB)
+        labels_env = self._open(stage, LABELS_DB) if array_labels else None
+        try:
+            with features_env.begin(buffers=True) as txn:
+                label_txn = labels_env.begin() if labels_env else None
+                label_values = label_txn.cursor().iternext(keys=False) if label_txn else None
+                read = 0
+                for position, value in enumerate(txn.cursor().iternext(keys=False)):
+                    if position >= count:
+                        break
+                    label_value = next(label_values) if label_values is not None else None
+                    self._decode_into(x, y, position, value, label_value)
+                    read += 1
+                if label_txn:
+                    label_txn.abort()
+        finally:
+            features_env.close()
+            if labels_env:
+                labels_env.close()
+        if read != count:
+            raise DataError(f"{self.dataset_dir}/{stage}: dataset.json says {count} entries, LMDB has {read}")
+        return x, y
+
+    def _read_keys(self, stage, indices, envs):
+        """Decode the entries at `indices` straight from LMDB."""
+        x, y = self._empty_arrays(stage, len(indices))
+        features_env, labels_env = envs
+        with features_env.begin(buffers=True) as txn:
+            label_txn = labels_env.begin() if labels_env else None
+            for position, index in enumerate(indices):
+                key = make_key(int(index))
+                self._decode_into(x, y, position, txn.get(key), label_txn.get(key) if label_txn else None)
+            if label_txn:
+                label_txn.abort()
+        return x, y
+
+    def _fits_in_memory(self, stage):
+        x_item = np.prod(self._stage(stage)["feature_shape"]) * (1 if self._stage(stage)["feature_dtype"] == "uint8" else 4)
+        y_item = 4 * np.prod(self.label_shape(stage) or [1])
+        return self.count(stage) * (x_item + y_item) <= self.memory_budget
+
+    def batches(self, stage, batch_size, shuffle=True, repeat=True, seed=None, drop_remainder=True):
+        """Iterate (x, y) numpy batches (shapes/dtypes as read_all; y None without labels).
+
+        Stages that fit `memory_budget` are decoded once and kept in memory; others are
+        read by key. Shuffled afresh each epoch by a generator seeded with `seed`.
+        """
+        if batch_size < 1:
+            raise DataError(f"batch_size {batch_size}: expected a positive integer")
+        count = self.count(stage)
+        rng = np.random.default_rng(seed)
+        indices = _index_batches(count, batch_size, shuffle, repeat, rng, drop_remainder)
+        if self._fits_in_memory(stage):
+            self._arrays[stage] = x, y = self.read_all(stage)
+            for batch in indices:
+                yield x[batch], (None if y is None else y[batch])
+            return
+        array_labels = self.label_shape(stage) not in (None, [])
+        envs = (self._open(stage, FEATURES_DB), self._open(stage, LABELS_DB) if array_labels else None)
+        try:
+            for batch in indices:
+                yield self._read_keys(stage, batch, envs)
+        finally:
+            for env in envs:
+                if env is not None:
+                    env.close()
+
+    def tf_dataset(self, stage, batch_size, shuffle=True, repeat=True, seed=None, drop_remainder=True):
+        """A prefetched tf.data.Dataset of (x float32 N,H,W,C 0..255, y) batches; y as in
+        `batches`. A stage without labels yields x alone."""
+        import tensorflow as tf
+
+        channels, height, width = self._stage(stage)["feature_shape"]
+        batch_dim = batch_size if drop_remainder else None
+        x_dtype = tf.uint8 if self._stage(stage)["feature_dtype"] == "uint8" else tf.float32
+        x_spec = tf.TensorSpec((batch_dim, height, width, channels), x_dtype)
+        label_shape = self.label_shape(stage)
+
+        def generate():
+            for x, y in self.batches(stage, batch_size, shuffle, repeat, seed, drop_remainder):
+                yield x if y is None else (x, y)
+
+        if label_shape is None:
+            signature = x_spec
+            to_float = lambda x: tf.cast(x, tf.float32)  # noqa: E731
+        else:
+            y_spec = (tf.TensorSpec((batch_dim,), tf.int64) if label_shape == []
+                      else tf.TensorSpec([batch_dim] + label_shape, tf.float32))
+            signature = (x_spec, y_spec)
+            to_float = lambda x, y: (tf.cast(x, tf.float32), y)  # noqa: E731
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.map(to_float).prefetch(tf.data.AUTOTUNE)
+
+    def mean(self, stage):
+        """Mean feature of a stage: float32 H,W,C (RGB for 3-channel image data)."""
+        path = os.path.join(self.dataset_dir, stage, MEAN_FILE)
+        self._stage(stage)
+        with open(path, "rb") as handle:
+            blob = BlobProto.FromString(handle.read())
+        mean = np.asarray(blob.data, dtype=np.float32).reshape(blob.channels, blob.height, blob.width)
+        if blob.channels == 3 and self._stage(stage)["feature_dtype"] == "uint8":
+            mean = mean[::-1]
+        return np.ascontiguousarray(mean.transpose(1, 2, 0))

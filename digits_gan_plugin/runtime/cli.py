@@ -1,0 +1,127 @@
+"""``digits-gan train``, ``digits-gan infer`` and ``digits-gan models``.
+
+No TensorFlow import at module level: ``models`` and ``--help`` stay fast.
+"""
+import argparse
+
+from ..errors import TrainingError
+from .schedules import LR_POLICIES, SOLVERS
+
+
+def register(subparsers):
+    _register_train(subparsers)
+    _register_infer(subparsers)
+    models = subparsers.add_parser("models", help="list the shipped model definitions")
+    models.set_defaults(func=run_models)
+
+
+def _register_train(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="train a model-definition file on a dataset",
+        description="Train a DIGITS-style model file (UserModel) on a dataset into a job directory.",
+    )
+    parser.add_argument("--dataset", help="dataset directory (DIGITS layout); required unless --resume")
+    parser.add_argument("--network", help="model file path or shipped name (see 'digits-gan models')")
+    parser.add_argument("--out", required=True, metavar="JOBDIR", help="job directory to write")
+    parser.add_argument("--epochs", type=int, help="epochs to train in total (default 10)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default 64)")
+    parser.add_argument("--solver", choices=SOLVERS, help="default optimizer of every loss entry (default adam)")
+    parser.add_argument("--lr", type=float, help="base learning rate (default 2e-4)")
+    parser.add_argument("--lr-policy", choices=LR_POLICIES, help="learning-rate policy (default fixed)")
+    parser.add_argument("--gamma", type=float, help="lr policy gamma (step, multistep, exp, inv, sigmoid)")
+    parser.add_argument("--power", type=float, help="lr policy power (inv, poly)")
+    parser.add_argument("--step-size", type=int, help="lr policy step size in steps (step, sigmoid)")
+    parser.add_argument("--step-values", type=_int_list, help="comma-separated steps (multistep)")
+    parser.add_argument("--resume", action="store_true", help="continue JOBDIR from its last checkpoint")
+    parser.add_argument("--weights", metavar="JOBDIR|CKPT",
+                        help="initialize variables matching by name and shape from another job or checkpoint")
+    parser.add_argument("--keep", type=int, help="checkpoints to keep (default 5)")
+    parser.add_argument("--best-metric", metavar="COLUMN",
+                        help="metrics.csv column whose best value is kept in checkpoints/best/")
+    parser.add_argument("--best-mode", choices=("min", "max"), help="best = lowest (min, default) or highest")
+    parser.add_argument("--snapshot-interval", type=float, metavar="EPOCHS", help="checkpoint every EPOCHS (default 1)")
+    parser.add_argument("--summary-interval", type=int, metavar="STEPS",
+                        help="write TensorBoard scalars every STEPS (default 50, at most once per epoch)")
+    parser.add_argument("--seed", type=int, help="random seed (default: random, saved in config.json)")
+    parser.add_argument("--devices", type=int, help="number of devices (only 1 is supported yet)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps in total")
+    parser.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--dry-run", action="store_true", help="build the graph, run no step, print the config")
+    parser.set_defaults(func=run_train)
+
+
+_OPTION_FLAGS = ("dataset", "network", "epochs", "batch_size", "solver", "lr", "lr_policy", "gamma", "power",
+                 "step_size", "step_values", "keep", "best_metric", "best_mode", "snapshot_interval",
+                 "summary_interval", "seed", "devices", "max_steps", "threads", "weights")
+
+
+def _int_list(text):
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def run_train(args):
+    from .jobdir import read_config
+    from .trainer import TrainOptions, options_from_config, train
+
+    given = {name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None}
+    if args.resume:
+        options = options_from_config(read_config(args.out), **given)
+    else:
+        missing = [f"--{name}" for name in ("dataset", "network") if name not in given]
+        if missing:
+            raise TrainingError(f"{' and '.join(missing)} required (unless --resume)")
+        options = TrainOptions(**given)
+    result = train(options, args.out, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
+    if args.dry_run:
+        return 0
+    if result.interrupted:
+        return 130
+    print(f"trained {result.step} steps ({result.epoch} epochs) into {result.job_dir}; "
+          f"checkpoint {result.checkpoint}")
+    return 0
+
+
+def _register_infer(subparsers):
+    parser = subparsers.add_parser(
+        "infer", help="run a trained job's inference op",
+        description="Run a job's inference op over an inference dataset, a z-vector file or chosen classes. "
+                    "--out F.npz / F.h5 writes that file (plus F.png, the image grid); any other --out is a "
+                    "directory receiving result.npz, result.json and grid.png. Default --out: "
+                    "JOBDIR/inference/<dataset or z-file name, or 'classes'>/.",
+    )
+    parser.add_argument("--job", required=True, metavar="JOBDIR", help="training job directory")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", metavar="DIR", help="inference dataset of z vectors (test_db)")
+    source.add_argument("--z", metavar="FILE", help="z vectors, N x D, in .npz / .txt / .h5")
+    source.add_argument("--classes", type=_int_list, metavar="0,1,...", help="generate these classes")
+    parser.add_argument("--per-class", type=int, default=10, help="images per class with --classes (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="z seed with --classes (default 0)")
+    parser.add_argument("--checkpoint", default="last", help="'last' (default), 'best' or a checkpoint prefix")
+    parser.add_argument("--batch-size", type=int, default=256, help="vectors per session call (default 256)")
+    parser.add_argument("--out", help="F.npz, F.h5 or a directory (see above)")
+    parser.set_defaults(func=run_infer)
+
+
+def run_infer(args):
+    from .inference import infer_command
+
+    written = infer_command(args.job, dataset=args.dataset, z_file=args.z, classes=args.classes,
+                            per_class=args.per_class, seed=args.seed, checkpoint=args.checkpoint,
+                            out=args.out, batch_size=args.batch_size)
+    for path in written:
+        print(path)
+    return 0
+
+
+def run_models(args):
+    from .model_files import describe, list_model_definitions
+
+    definitions = list_model_definitions()
+    width = max((len(name) for name in definitions), default=0)
+    for name, path in definitions.items():
+        print(f"{name:<{width}}  {describe(path)}")
+    return 0

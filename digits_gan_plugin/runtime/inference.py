@@ -1,0 +1,226 @@
+"""Running a trained job's inference op: ``load_generator``, ``generate_classes`` and
+the ``digits-gan infer`` command.
+
+Outputs of ``infer_command`` (``--out``): a path ending in .npz or .h5/.hdf5 gets the
+arrays in that file plus the image grid next to it (same name, .png); any other path is
+a directory receiving ``result.npz``, ``result.json`` and ``grid.png``. Without --out:
+``JOBDIR/inference/<dataset dir name | z-file stem | 'classes'>/``. Arrays: ``images``
+(uint8 N,H,W,C), ``inputs`` (float32 N x D vectors, or the input images), ``labels``
+(int64, with --classes) and every other output of a dict-valued inference op.
+"""
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, TrainingError
+from ..imaging import make_grid, save_png, to_uint8
+from . import jobdir
+from .graph import ModelFacts, build_tower, reuse_scope
+from .model_files import load_model_class
+from .vectors import sample_z, with_labels
+
+
+class Generator:
+    """A job's inference tower restored from a checkpoint, in its own graph/session.
+
+    Attributes: z_dim, num_classes, conditional, input_shape [H,W,C], facts, checkpoint.
+    Use as a context manager (or call close()).
+    """
+
+    def __init__(self, job_dir, checkpoint="last"):
+        import tensorflow.compat.v1 as tf
+
+        config = jobdir.read_config(job_dir)
+        self.facts = facts = ModelFacts.from_dict(config["model"])
+        self.z_dim, self.num_classes = facts.z_dim, facts.num_classes
+        self.conditional, self.input_shape = facts.conditional, list(facts.input_shape)
+        if checkpoint in ("last", "best"):
+            self.checkpoint = jobdir.find_checkpoint(job_dir, which=checkpoint)
+        else:
+            self.checkpoint = jobdir.find_checkpoint(checkpoint)
+        model_class = load_model_class(facts.network)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            if facts.inference_input == "z":
+                self.input = tf.placeholder(tf.float32, [None, 1, 1, facts.vector_width], name="z")
+            else:
+                self.input = tf.placeholder(tf.float32, [None] + self.input_shape, name="images")
+            with reuse_scope():
+                output = build_tower(model_class, facts, self.input, None, "inf", ["inference"]).inference
+            self.outputs = output if isinstance(output, dict) else {"images": output}
+            self.image_key = "images" if "images" in self.outputs else next(
+                (key for key, tensor in self.outputs.items() if tensor.shape.ndims == 4), None)
+            saver = tf.train.Saver(var_list=tf.global_variables())
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        session_config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+        self.session = tf.Session(graph=self.graph, config=session_config)
+        try:
+            with self.graph.as_default():
+                saver.restore(self.session, self.checkpoint)
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+            self.close()
+            raise TrainingError(f"{self.checkpoint}: does not match the model's variables: {error.message.splitlines()[0]}") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        self.session.close()
+
+    def run(self, inputs, batch_size=256):
+        """All inference outputs for `inputs` (float32 N x D vectors, or N,1,1,D; images
+        N,H,W,C for image-input models) -> {name: numpy array of N rows}."""
+        inputs = np.asarray(inputs, np.float32)
+        if self.facts.inference_input == "z":
+            inputs = inputs.reshape(len(inputs), -1)
+            if inputs.shape[1] != self.facts.vector_width:
+                raise DataError(f"inference vectors have width {inputs.shape[1]}, the model expects "
+                                f"{self.facts.vector_width} (z_dim {self.z_dim} + y_dim {self.facts.y_dim})")
+            inputs = inputs.reshape(len(inputs), 1, 1, -1)
+        chunks = [self.session.run(self.outputs, {self.input: inputs[start:start + batch_size]})
+                  for start in range(0, len(inputs), batch_size)]
+        return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in self.outputs}
+
+    def generate(self, vectors, batch_size=256):
+        """float32 N x (z_dim + y_dim) vectors -> uint8 N,H,W,C images."""
+        if self.image_key is None:
+            raise TrainingError(f"{self.facts.network}: the inference op returns no N,H,W,C image output")
+        return to_uint8(self.run(vectors, batch_size)[self.image_key])
+
+
+def load_generator(job_dir, checkpoint="last"):
+    """The Generator of a training job (checkpoint 'last', 'best' or a prefix)."""
+    return Generator(job_dir, checkpoint)
+
+
+def class_vectors(facts, classes, per_class, seed):
+    """(float32 N x D vectors, int64 labels N): `per_class` z for each class in order."""
+    if not facts.conditional:
+        raise TrainingError(f"{facts.network}: the model is not conditional; it cannot generate chosen classes")
+    classes = [int(c) for c in classes]
+    bad = [c for c in classes if not 0 <= c < facts.y_dim]
+    if bad:
+        raise DataError(f"--classes {bad}: expected class ids in 0..{facts.y_dim - 1}")
+    if per_class < 1:
+        raise DataError(f"--per-class {per_class}: expected an integer >= 1")
+    labels = np.repeat(np.asarray(classes, np.int64), per_class)
+    z = sample_z(len(labels), facts.z_dim, np.random.default_rng(seed), facts.z_distribution)
+    return with_labels(z, labels, facts.y_dim), labels
+
+
+def generate_classes(job_dir, classes, per_class, seed, checkpoint="last"):
+    """Generate `per_class` images of each class id in `classes` with z drawn from
+    `seed` -> (images uint8 N,H,W,C, labels int64 N), class-major order."""
+    with load_generator(job_dir, checkpoint) as generator:
+        vectors, labels = class_vectors(generator.facts, classes, per_class, seed)
+        return generator.generate(vectors), labels
+
+
+def read_z_file(path):
+    """float32 N x D vectors from .npz (array 'z' or the only one), .h5/.hdf5 (dataset
+    'z' or the only one) or text (one vector per line, whitespace or comma separated)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                array = _pick_z(path, {key: archive[key] for key in archive.files})
+        elif suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                array = _pick_z(path, {key: handle[key][()] for key in handle.keys()})
+        else:
+            text = path.read_text(encoding="utf-8").replace(",", " ")
+            array = np.loadtxt(text.splitlines(), ndmin=2, dtype=np.float32)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read z vectors: {error}") from None
+    array = np.asarray(array, np.float32)
+    return array.reshape(len(array), -1)
+
+
+def _pick_z(path, arrays):
+    if "z" in arrays:
+        return arrays["z"]
+    if len(arrays) == 1:
+        return next(iter(arrays.values()))
+    raise DataError(f"{path}: holds {', '.join(arrays) or 'no arrays'}; expected an array named 'z'")
+
+
+def _save_arrays(path, arrays):
+    """Write arrays to .npz or HDF5 at `path`, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        if path.suffix.lower() == ".npz":
+            np.savez(tmp, **arrays)
+        else:
+            import h5py
+
+            with h5py.File(tmp, "w") as out:
+                for key, value in arrays.items():
+                    out.create_dataset(key, data=value)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10, seed=0, checkpoint="last",
+                  out=None, batch_size=256):
+    """``digits-gan infer``: exactly one of dataset / z_file / classes. Returns the
+    written paths (see the module docstring for the layout)."""
+    info = {"job": str(job_dir), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    with load_generator(job_dir, checkpoint) as generator:
+        info["checkpoint"] = generator.checkpoint
+        labels, grid_shape = None, None
+        if classes is not None:
+            inputs, labels = class_vectors(generator.facts, classes, per_class, seed)
+            name, grid_shape = "classes", (len(classes), per_class)
+            info.update(task="classes", classes=list(classes), per_class=per_class, seed=seed)
+        elif z_file is not None:
+            inputs, name = read_z_file(z_file), Path(z_file).stem
+            info.update(task="z_file", z_file=str(z_file))
+        else:
+            from ..dataset_io import DatasetReader
+
+            reader = DatasetReader(dataset)
+            stage = "test_db" if "test_db" in reader.stages else reader.stages[0]
+            inputs, _ = reader.read_all(stage)
+            name = Path(dataset).resolve().name
+            latent = reader.meta.get("latent") or {}
+            grid_shape = tuple(latent["grid"]) if latent.get("grid") else None
+            info.update(task=latent.get("task"), grid=latent.get("grid"), dataset=str(dataset), latent=latent)
+        if generator.facts.inference_input == "z":
+            inputs = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
+        outputs = generator.run(inputs, batch_size)
+    arrays = {"inputs": np.asarray(inputs, np.float32)}
+    if generator.image_key is not None:
+        arrays["images"] = to_uint8(outputs.pop(generator.image_key))
+    arrays.update(outputs)
+    if labels is not None:
+        arrays["labels"] = labels
+    out = Path(out) if out else jobdir.JobPaths(job_dir).inference / name
+    if out.suffix.lower() in (".npz", ".h5", ".hdf5"):
+        result_path, json_path, grid_path = out, None, out.with_suffix(".png")
+    else:
+        result_path, json_path, grid_path = out / "result.npz", out / "result.json", out / "grid.png"
+    _save_arrays(result_path, arrays)
+    written = [str(result_path)]
+    if "images" in arrays and len(arrays["images"]):
+        rows, cols = grid_shape if grid_shape and grid_shape[0] * grid_shape[1] >= len(arrays["images"]) else (None, None)
+        save_png(make_grid(arrays["images"], rows=rows, cols=cols), grid_path)
+        written.append(str(grid_path))
+    if json_path is not None:
+        jobdir.write_json_atomic(json_path, info)
+        written.append(str(json_path))
+    return written

@@ -1,0 +1,124 @@
+"""Finding, reading and executing model-definition files (``network-*.py``).
+
+A model file is plain Python executed with these names defined: ``tf``
+(``tensorflow.compat.v1``, graph mode), ``slim`` (tf_slim), ``Tower``,
+``model_property``, ``digits`` (stage names and loss helpers), ``np`` and ``math``.
+It must define ``class UserModel(Tower)``. Listing and describing files reads them as
+text, so it does not import TensorFlow; executing them does.
+"""
+import ast
+import contextlib
+import math
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelDefinitionError
+from . import digits_helpers
+from .tower import Tower, model_property
+
+
+def shipped_definitions_dir():
+    """The folder of the model definitions shipped with the package."""
+    import model_definitions
+
+    return Path(model_definitions.__file__).resolve().parent
+
+
+def list_model_definitions():
+    """Return {name: path} of the shipped definitions, e.g. {'network-mnist': Path(...)}."""
+    return {path.stem: path for path in sorted(shipped_definitions_dir().glob("network-*.py"))}
+
+
+def resolve_network(name_or_path):
+    """Return the Path of a model file given its path or a shipped name
+    ('network-mnist', 'mnist' or 'network-mnist.py')."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.resolve()
+    shipped = list_model_definitions()
+    for candidate in (path.stem, "network-" + path.stem):
+        if candidate in shipped:
+            return shipped[candidate]
+    names = ", ".join(shipped) or "none"
+    raise ModelDefinitionError(f"{name_or_path}: no such model file or shipped definition (shipped: {names})")
+
+
+def describe(path):
+    """First line of the model file's module docstring ('' when it has none)."""
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as error:
+        return f"(syntax error at line {error.lineno})"
+    docstring = ast.get_docstring(tree) or ""
+    return docstring.strip().splitlines()[0] if docstring.strip() else ""
+
+
+def digits_module():
+    """The ``digits`` helper module for model files: DIGITS' own when installed."""
+    try:  # pragma: no cover - exercised only inside a DIGITS install
+        from digits.tools.tf import utils
+
+        return utils
+    except ImportError:
+        return digits_helpers
+
+
+def _location(path, error):
+    """'FILE:LINE' of the innermost traceback frame inside the model file, else FILE."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)]
+    return f"{path}:{frames[-1].lineno}" if frames else str(path)
+
+
+@contextlib.contextmanager
+def model_code(path, what):
+    """Turn any exception raised while running model-file code into a
+    ModelDefinitionError naming FILE:LINE and `what` was being done."""
+    try:
+        yield
+    except ModelDefinitionError:
+        raise
+    except Exception as error:
+        raise ModelDefinitionError(
+            f"{_location(path, error)}: {type(error).__name__} while {what}: {error}"
+        ) from error
+
+
+def load_model_class(path):
+    """Execute the model file at `path` and return its UserModel class.
+
+    Raises ModelDefinitionError "FILE:LINE: message" on a syntax error or an exception
+    at import time, and "FILE: ..." when UserModel is missing or not a Tower subclass.
+    """
+    import tensorflow.compat.v1 as tf
+    import tf_slim as slim
+
+    path = Path(path).resolve()
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ModelDefinitionError(f"{path}: cannot read model file: {error.strerror}") from error
+    try:
+        code = compile(source, str(path), "exec")
+    except SyntaxError as error:
+        raise ModelDefinitionError(f"{path}:{error.lineno}: syntax error: {error.msg}") from error
+    namespace = {
+        "__name__": "digits_gan_user_model",
+        "__file__": str(path),
+        "tf": tf,
+        "slim": slim,
+        "Tower": Tower,
+        "model_property": model_property,
+        "digits": digits_module(),
+        "np": np,
+        "math": math,
+    }
+    with model_code(path, "executing the model file"):
+        exec(code, namespace)
+    model_class = namespace.get("UserModel")
+    if model_class is None:
+        raise ModelDefinitionError(f"{path}: defines no UserModel class (expected 'class UserModel(Tower)')")
+    if not (isinstance(model_class, type) and issubclass(model_class, Tower)):
+        raise ModelDefinitionError(f"{path}: UserModel must be a class derived from Tower")
+    return model_class

@@ -1,0 +1,158 @@
+"""Unconditional 64 x 64 DCGAN for face images (CelebA).
+
+Source: the NVIDIA DIGITS GAN example ("Generative Adversarial Networks with DIGITS",
+digits/examples/gan/network-celebA.py), after carpedm20/DCGAN-tensorflow and Radford et
+al. 2015 ("Unsupervised Representation Learning with Deep Convolutional GANs").
+The dataset's attribute labels (N x 1 x 1 x 40) are not used for training; they are what
+the latent-space tools use to find attribute directions afterwards.
+
+Losses: D = CE(D(x), 1) + CE(D(G(z)), 0); G = CE(D(G(z)), 1) (non-saturating). Two loss
+entries, D then G, each with Adam (2e-4, beta1 0.5). Any image size whose height and width
+are multiples of 16 works (the generator doubles a H/16 x W/16 map four times).
+
+Recommended recipe (GPU; a few epochs already give faces):
+    digits-gan train --dataset CELEBA_DATASET --network network-celebA \
+        --epochs 20 --batch-size 64 --solver adam --lr 2e-4 --out JOBDIR
+
+Inference input: N x 1 x 1 x z_dim float32 vectors, z ~ U(-1, 1); output: N x 64 x 64 x 3
+uint8 images in 0..255.
+"""
+
+
+def _weight(name, shape, stddev=0.02):
+    return tf.get_variable(name, shape, initializer=tf.random_normal_initializer(stddev=stddev))
+
+
+def _bias(name, size):
+    return tf.get_variable(name, [size], initializer=tf.zeros_initializer())
+
+
+def linear(x, units, name):
+    """x: N x K float32 -> N x units."""
+    with tf.variable_scope(name):
+        return tf.matmul(x, _weight('weights', [int(x.shape[-1]), units])) + _bias('biases', units)
+
+
+def conv2d(x, filters, name, kernel=5, stride=2):
+    """x: N x H x W x C -> N x H/stride x W/stride x filters ('SAME' padding)."""
+    with tf.variable_scope(name):
+        w = _weight('weights', [kernel, kernel, int(x.shape[-1]), filters])
+        y = tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding='SAME')
+        return tf.nn.bias_add(y, _bias('biases', filters))
+
+
+def deconv2d(x, filters, name, kernel=5, stride=2):
+    """x: N x h x w x C -> N x 2h x 2w x filters (transposed convolution)."""
+    with tf.variable_scope(name):
+        height, width = int(x.shape[1]) * stride, int(x.shape[2]) * stride
+        w = _weight('weights', [kernel, kernel, filters, int(x.shape[-1])])
+        shape = tf.stack([tf.shape(x)[0], height, width, filters])
+        y = tf.nn.conv2d_transpose(x, w, shape, strides=[1, stride, stride, 1], padding='SAME')
+        y.set_shape([None, height, width, filters])
+        return tf.nn.bias_add(y, _bias('biases', filters))
+
+
+def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
+    """Batch normalization of N x K or N x H x W x K; batch statistics while training
+    (the moving-average assign ops are appended to `updates`), moving averages otherwise."""
+    with tf.variable_scope(name):
+        size = int(x.shape[-1])
+        gamma = tf.get_variable('gamma', [size], initializer=tf.ones_initializer())
+        beta = tf.get_variable('beta', [size], initializer=tf.zeros_initializer())
+        moving_mean = tf.get_variable('moving_mean', [size], initializer=tf.zeros_initializer(),
+                                      trainable=False)
+        moving_var = tf.get_variable('moving_variance', [size], initializer=tf.ones_initializer(),
+                                     trainable=False)
+    x4 = x if x.shape.ndims == 4 else tf.reshape(x, [-1, 1, 1, size])
+    y, mean, var = tf.nn.fused_batch_norm(
+        x4, gamma, beta, mean=moving_mean, variance=moving_var, epsilon=epsilon,
+        is_training=is_training, exponential_avg_factor=1.0 - decay if is_training else 1.0)
+    if is_training:
+        updates += [tf.assign(moving_mean, mean), tf.assign(moving_var, var)]
+    return y if x.shape.ndims == 4 else tf.reshape(y, [-1, size])
+
+
+def lrelu(x, leak=0.2):
+    return tf.maximum(x, leak * x)
+
+
+class UserModel(Tower):
+    z_dim = 100
+    conditional = False  # attribute labels are not fed to G or D
+    gf_dim = 64  # width of G's last hidden layer; the layers before it have 2x, 4x, 8x
+    df_dim = 64  # width of D's first layer; the layers after it have 2x, 4x, 8x
+
+    def __init__(self, *args, **kwargs):
+        super(UserModel, self).__init__(*args, **kwargs)
+        self.bn_updates = []
+
+    def generator(self, z):
+        """z: N x z_dim -> N x H x W x C images in -1..1."""
+        height, width, channels = self.input_shape
+        train = self.is_training and not self.is_inference
+        updates = self.bn_updates
+        with tf.variable_scope('generator', reuse=tf.AUTO_REUSE) as scope:
+            h = linear(z, (height // 16) * (width // 16) * self.gf_dim * 8, 'fc0')
+            h = tf.reshape(h, [-1, height // 16, width // 16, self.gf_dim * 8])  # N x 4 x 4 x 512
+            h = tf.nn.relu(batch_norm(h, 'bn0', train, updates))
+            h = tf.nn.relu(batch_norm(deconv2d(h, self.gf_dim * 4, 'deconv1'), 'bn1', train, updates))  # N x 8 x 8 x 256
+            h = tf.nn.relu(batch_norm(deconv2d(h, self.gf_dim * 2, 'deconv2'), 'bn2', train, updates))  # N x 16 x 16 x 128
+            h = tf.nn.relu(batch_norm(deconv2d(h, self.gf_dim, 'deconv3'), 'bn3', train, updates))      # N x 32 x 32 x 64
+            h = deconv2d(h, channels, 'deconv4')                                                         # N x 64 x 64 x 3
+        self.g_scope = scope.name
+        return tf.nn.tanh(h)
+
+    def discriminator(self, images):
+        """images: N x H x W x C in -1..1 -> N x 1 logits."""
+        train, updates = self.is_training, self.bn_updates
+        with tf.variable_scope('discriminator', reuse=tf.AUTO_REUSE) as scope:
+            h = lrelu(conv2d(images, self.df_dim, 'conv0'))                                        # N x 32 x 32 x 64
+            h = lrelu(batch_norm(conv2d(h, self.df_dim * 2, 'conv1'), 'bn1', train, updates))      # N x 16 x 16 x 128
+            h = lrelu(batch_norm(conv2d(h, self.df_dim * 4, 'conv2'), 'bn2', train, updates))      # N x 8 x 8 x 256
+            h = lrelu(batch_norm(conv2d(h, self.df_dim * 8, 'conv3'), 'bn3', train, updates))      # N x 4 x 4 x 512
+            h = tf.reshape(h, [tf.shape(h)[0], int(h.shape[1] * h.shape[2] * h.shape[3])])
+            logits = linear(h, 1, 'fc4')                                                           # N x 1
+        self.d_scope = scope.name
+        return logits
+
+    @model_property
+    def inference(self):
+        """Inference: N x 1 x 1 x z_dim -> N x H x W x C uint8 images."""
+        z = tf.reshape(self.x, [-1, self.z_dim])
+        images = self.generator(z)
+        return tf.cast(tf.round((images + 1.0) * 127.5), tf.uint8)
+
+    @model_property
+    def loss(self):
+        real = self.x / 127.5 - 1.0                                                 # N x 64 x 64 x 3
+        z = tf.random_uniform([tf.shape(real)[0], self.z_dim], -1.0, 1.0)
+        fake = self.generator(z)
+        d_real = self.discriminator(real)
+        d_fake = self.discriminator(fake)
+
+        def cross_entropy(logits, target):
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+                logits=logits, labels=tf.fill(tf.shape(logits), target)))
+
+        with tf.control_dependencies(self.bn_updates):
+            d_loss_real = cross_entropy(d_real, 1.0)
+            d_loss_fake = cross_entropy(d_fake, 0.0)
+            d_loss = d_loss_real + d_loss_fake
+            g_loss = cross_entropy(d_fake, 1.0)
+        trainable = tf.GraphKeys.TRAINABLE_VARIABLES
+        self.g_vars = tf.get_collection(trainable, scope=self.g_scope + '/')
+        self.d_vars = tf.get_collection(trainable, scope=self.d_scope + '/')
+
+        self.summaries += [
+            tf.summary.scalar('d_loss_real', d_loss_real),
+            tf.summary.scalar('d_loss_fake', d_loss_fake),
+            tf.summary.scalar('d_loss', d_loss),
+            tf.summary.scalar('g_loss', g_loss),
+            tf.summary.scalar('d_real', tf.reduce_mean(tf.nn.sigmoid(d_real))),
+            tf.summary.scalar('d_fake', tf.reduce_mean(tf.nn.sigmoid(d_fake))),
+        ]
+        adam = {'solver': 'adam', 'learning_rate': 2e-4, 'solver_args': {'beta1': 0.5}}
+        return [
+            dict(adam, name='d_loss', loss=d_loss, vars=self.d_vars),
+            dict(adam, name='g_loss', loss=g_loss, vars=self.g_vars),
+        ]

@@ -1,0 +1,106 @@
+"""Shared fixtures: small generated sources (IDX files, JPEG folders, CelebA-style
+attribute lists) and a session-scoped tiny MNIST dataset other tests can train on."""
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
+
+
+def idx_bytes(array):
+    """The IDX encoding of a uint8 array, written field by field: two zero bytes, type
+    0x08 (unsigned byte), the number of dimensions, big-endian uint32 sizes, data."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", size) for size in array.shape)
+    return header + array.tobytes()
+
+
+def write_idx(path, array, gz=False):
+    data = idx_bytes(array)
+    with open(path, "wb") as handle:
+        handle.write(gzip.compress(data) if gz else data)
+    return path
+
+
+def synthetic_digits(count, seed=0):
+    """count digit images (uint8 count,28,28, white glyph on black, randomly shifted)
+    rendered with Pillow's built-in font, and their labels (int64, cycling 0..9)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    font = ImageFont.load_default(size=22)
+    labels = np.arange(count) % 10
+    images = np.empty((count, 28, 28), dtype=np.uint8)
+    for index, label in enumerate(labels):
+        image = Image.new("L", (28, 28))
+        dx, dy = rng.integers(-3, 4, size=2)
+        ImageDraw.Draw(image).text((14 + dx, 14 + dy), str(label), fill=255, font=font, anchor="mm")
+        images[index] = image
+    return images, labels.astype(np.int64)
+
+
+def write_mnist_idx_dir(folder, train_count=160, val_count=40, gz=False, seed=0):
+    """Write the four standard MNIST IDX files of synthetic digits into `folder`;
+    returns (train_images, train_labels, val_images, val_labels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train_images, train_labels = synthetic_digits(train_count, seed)
+    val_images, val_labels = synthetic_digits(val_count, seed + 1)
+    suffix = ".gz" if gz else ""
+    write_idx(folder / f"train-images-idx3-ubyte{suffix}", train_images, gz)
+    write_idx(folder / f"train-labels-idx1-ubyte{suffix}", train_labels, gz)
+    write_idx(folder / f"t10k-images-idx3-ubyte{suffix}", val_images, gz)
+    write_idx(folder / f"t10k-labels-idx1-ubyte{suffix}", val_labels, gz)
+    return train_images, train_labels, val_images, val_labels
+
+
+def write_jpeg(path, colour, size=(178, 218), quality=95):
+    """A JPEG of one flat RGB colour; `size` is (width, height)."""
+    from PIL import Image
+
+    Image.new("RGB", size, tuple(colour)).save(path, format="JPEG", quality=quality)
+    return path
+
+
+def write_celeba_dir(folder, colours, attributes=None, partition=None, size=(178, 218)):
+    """A CelebA-style source: img_align_celeba/00000N.jpg of the given flat colours and
+    list_attr_celeba.txt in the real format (count line, the 40 names with a trailing
+    space, then `filename` and 40 values of 1/-1 aligned with runs of spaces); also
+    list_eval_partition.txt when `partition` (one 0/1/2 per image) is given.
+    attributes: int array N,40 of 1/-1 (default: a fixed pattern). Returns the names."""
+    image_dir = folder / "img_align_celeba"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    count = len(colours)
+    if attributes is None:
+        attributes = np.where((np.arange(count)[:, None] + np.arange(40)[None, :]) % 3 == 0, 1, -1)
+    names = [f"{index + 1:06d}.jpg" for index in range(count)]
+    for name, colour in zip(names, colours):
+        write_jpeg(image_dir / name, colour, size)
+    lines = [str(count), " ".join(CELEBA_ATTRIBUTES) + " "]
+    lines += [name + " " + " ".join(f"{value:2d}" for value in row) for name, row in zip(names, attributes)]
+    (folder / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    if partition is not None:
+        (folder / "list_eval_partition.txt").write_text(
+            "".join(f"{name} {part}\n" for name, part in zip(names, partition))
+        )
+    return names
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_dataset(tmp_path_factory):
+    """A built dataset dir (DIGITS layout) of 200 synthetic 1x28x28 digits with labels
+    0..9: train_db 160, val_db 40, uint8 features, scalar labels, num_classes 10."""
+    from digits_gan_plugin.data_plugins.mnist import DataIngestion
+    from digits_gan_plugin.dataset_io import write_dataset
+
+    root = tmp_path_factory.mktemp("tiny_mnist")
+    write_mnist_idx_dir(root / "source")
+    write_dataset(DataIngestion(source=str(root / "source")), root / "dataset", workers=1, progress=False)
+    return root / "dataset"

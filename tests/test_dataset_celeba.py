@@ -1,0 +1,101 @@
+"""CelebA plugin: JPEGs of known colours + a real-format attribute list read back exactly."""
+import os
+
+import lmdb
+import numpy as np
+import pytest
+
+from conftest import CELEBA_ATTRIBUTES, write_celeba_dir
+from digits_gan_plugin.data_plugins.celeba import DataIngestion
+from digits_gan_plugin.dataset_io import DatasetReader, write_dataset
+from digits_gan_plugin.errors import DataError
+from digits_gan_plugin.proto import Datum
+
+COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250), (200, 200, 40), (30, 160, 220), (120, 60, 90)]
+
+
+def build(tmp_path, **options):
+    return write_dataset(DataIngestion(source=str(tmp_path / "src"), **options), tmp_path / "ds",
+                         workers=2, progress=False)
+
+
+def test_colours_attributes_and_partition(tmp_path):
+    partition = [0, 0, 1, 0, 2, 1]
+    attributes = np.where(np.random.default_rng(0).random((6, 40)) < 0.5, 1, -1)
+    write_celeba_dir(tmp_path / "src", COLOURS, attributes=attributes, partition=partition)
+    meta = build(tmp_path)
+    assert {stage: m["count"] for stage, m in meta["stages"].items()} == {"train_db": 3, "val_db": 2, "test_db": 1}
+    assert meta["stages"]["train_db"]["feature_shape"] == [3, 64, 64]
+    assert meta["stages"]["train_db"]["label_shape"] == [1, 1, 40]
+    assert meta["label_names"] == CELEBA_ATTRIBUTES and meta["num_classes"] is None
+
+    reader = DatasetReader(tmp_path / "ds")
+    for stage, indices in {"train_db": [0, 1, 3], "val_db": [2, 5], "test_db": [4]}.items():
+        x, y = reader.read_all(stage)
+        assert x.shape == (len(indices), 64, 64, 3) and y.shape == (len(indices), 1, 1, 40)
+        for image, label, index in zip(x, y, indices):
+            assert np.abs(image.astype(int) - COLOURS[index]).max() <= 4  # JPEG rounding
+            np.testing.assert_array_equal(label[0, 0], attributes[index])
+    x, _ = reader.read_all("train_db")
+    np.testing.assert_allclose(reader.mean("train_db"), x.mean(axis=0), atol=1e-3)
+
+    with lmdb.open(str(tmp_path / "ds" / "train_db" / "features"), readonly=True, lock=False) as env:
+        with env.begin() as txn:
+            datum = Datum.FromString(txn.get(b"000000000"))
+    first_pixel_bgr = np.frombuffer(datum.data, np.uint8).reshape(3, 64, 64)[:, 0, 0]
+    assert np.abs(first_pixel_bgr.astype(int) - COLOURS[0][::-1]).max() <= 4  # stored BGR
+
+
+def test_crop_size_and_max_images_without_partition(tmp_path):
+    write_celeba_dir(tmp_path / "src", COLOURS)
+    meta = build(tmp_path, crop=100, size=16, max_images=4, val_fraction=0.25)
+    assert meta["stages"]["train_db"]["count"] == 3 and meta["stages"]["val_db"]["count"] == 1
+    assert meta["stages"]["train_db"]["feature_shape"] == [3, 16, 16]
+    assert meta["userdata"]["size"] == 16 and meta["userdata"]["strict"] is False
+
+
+def test_unreadable_image_is_skipped_and_reported(tmp_path):
+    write_celeba_dir(tmp_path / "src", COLOURS)
+    (tmp_path / "src" / "img_align_celeba" / "000003.jpg").write_bytes(b"\xff\xd8 broken jpeg")
+    os.remove(tmp_path / "src" / "img_align_celeba" / "000005.jpg")
+    meta = build(tmp_path, val_fraction=0.0)
+    assert meta["stages"]["train_db"]["count"] == 4 and meta["stages"]["train_db"]["skipped"] == 2
+    assert sorted((tmp_path / "ds" / "skipped.txt").read_text().split()) == ["000003.jpg", "000005.jpg"]
+
+
+def test_unreadable_image_with_strict_fails_naming_it(tmp_path):
+    write_celeba_dir(tmp_path / "src", COLOURS)
+    (tmp_path / "src" / "img_align_celeba" / "000003.jpg").write_text("text, not a JPEG")
+    with pytest.raises(DataError, match="000003.jpg: not a readable image"):
+        build(tmp_path, strict=True)
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def rewrite_attributes(tmp_path, edit):
+    path = tmp_path / "src" / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda lines: ["7"] + lines[1:], r"list_attr_celeba.txt: line 1 says 7 images, the file lists 6"),
+    (lambda lines: lines[:4] + [lines[4].rsplit(" ", 1)[0]] + lines[5:],
+     r"list_attr_celeba.txt: line 5 has 39 attribute values, the header \(line 2\) names 40"),
+    (lambda lines: lines[:3] + [lines[3].replace("-1", " 0", 1)] + lines[4:],
+     r"list_attr_celeba.txt: line 4: attribute values must be 1 or -1"),
+    (lambda lines: ["six"] + lines[1:], r"list_attr_celeba.txt: line 1 must be the number of images"),
+])
+def test_attribute_list_disagreeing_with_header(tmp_path, edit, message):
+    write_celeba_dir(tmp_path / "src", COLOURS)
+    rewrite_attributes(tmp_path, edit)
+    with pytest.raises(DataError, match=message):
+        build(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def test_missing_attribute_file(tmp_path):
+    write_celeba_dir(tmp_path / "src", COLOURS)
+    os.remove(tmp_path / "src" / "list_attr_celeba.txt")
+    with pytest.raises(DataError, match="list_attr_celeba.txt: not found"):
+        build(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["src"]

@@ -1,0 +1,126 @@
+"""Known values of the evaluation metrics (numpy only, no TensorFlow)."""
+import numpy as np
+import pytest
+
+from digits_gan_plugin import evaluation as ev
+from digits_gan_plugin.errors import DataError
+
+
+def random_covariance(rng, size):
+    a = rng.normal(size=(size, size))
+    return a @ a.T / size + 0.1 * np.eye(size)
+
+
+@pytest.mark.parametrize("use_scipy", [True, False])
+def test_frechet_distance_identical_gaussians_is_zero(use_scipy):
+    if use_scipy:
+        pytest.importorskip("scipy")
+    rng = np.random.default_rng(0)
+    mu, sigma = rng.normal(size=16), random_covariance(rng, 16)
+    assert ev.frechet_distance(mu, sigma, mu, sigma, use_scipy=use_scipy) == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize("use_scipy", [True, False])
+def test_frechet_distance_of_shifted_gaussian_is_squared_shift(use_scipy):
+    if use_scipy:
+        pytest.importorskip("scipy")
+    rng = np.random.default_rng(1)
+    mu, sigma = rng.normal(size=8), random_covariance(rng, 8)
+    shift = np.array([3.0, -1.0, 0, 0, 0, 0, 0, 2.0])
+    assert ev.frechet_distance(mu, sigma, mu + shift, sigma, use_scipy=use_scipy) == pytest.approx(14.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("use_scipy", [True, False])
+def test_frechet_distance_of_isotropic_gaussians_matches_closed_form(use_scipy):
+    if use_scipy:
+        pytest.importorskip("scipy")
+    # N(0, a^2 I) vs N(0, b^2 I) in d dims: d (a - b)^2.
+    d, a, b = 5, 2.0, 0.5
+    distance = ev.frechet_distance(np.zeros(d), a * a * np.eye(d), np.zeros(d), b * b * np.eye(d), use_scipy=use_scipy)
+    assert distance == pytest.approx(d * (a - b) ** 2, rel=1e-6)
+
+
+def test_frechet_distance_numpy_path_handles_singular_covariances():
+    # Rank-deficient covariances (dead ReLU features) with rounding noise.
+    rng = np.random.default_rng(2)
+    features = np.zeros((200, 6))
+    features[:, :3] = rng.normal(size=(200, 3))
+    mu, sigma = ev.feature_statistics(features)
+    sigma[4, 4] = -1e-12
+    assert ev.frechet_distance(mu, sigma, mu, sigma, use_scipy=False) == pytest.approx(0, abs=1e-6)
+    assert ev.frechet_distance(mu, sigma, mu + 1.0, sigma, use_scipy=False) == pytest.approx(6.0, abs=1e-6)
+
+
+def test_features_frechet_distance_of_samples_from_same_distribution_is_small():
+    rng = np.random.default_rng(3)
+    same = ev.features_frechet_distance(rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4)))
+    shifted = ev.features_frechet_distance(rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4)) + 1.0)
+    assert same < 0.02
+    assert shifted == pytest.approx(4.0, abs=0.15)
+
+
+def test_sqrtm_psd_squares_back_and_clips_negative_eigenvalues():
+    rng = np.random.default_rng(4)
+    sigma = random_covariance(rng, 7)
+    root = ev.sqrtm_psd(sigma)
+    np.testing.assert_allclose(root @ root, sigma, atol=1e-10)
+    np.testing.assert_allclose(ev.sqrtm_psd(np.diag([4.0, -1e-15, 0.0])), np.diag([2.0, 0, 0]), atol=1e-12)
+
+
+def test_score_of_confident_uniform_predictions_equals_num_classes():
+    probs = np.eye(10)[np.arange(1000) % 10]
+    assert ev.classifier_score(probs) == pytest.approx(10.0)
+
+
+def test_score_of_identical_predictions_is_one():
+    probs = np.tile([0.7, 0.2, 0.1, 0.0], (50, 1))
+    assert ev.classifier_score(probs) == pytest.approx(1.0)
+
+
+def test_score_guards_zero_probabilities():
+    # Zero entries must contribute 0 (p log p -> 0), not NaN.
+    probs = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+    marginal = probs.mean(axis=0)
+    expected_kl = [np.log(1 / marginal[0]), 0.5 * np.log(0.5 / marginal[1]) + 0.5 * np.log(0.5 / marginal[2])]
+    score = ev.classifier_score(probs)
+    assert np.isfinite(score)
+    assert score == pytest.approx(np.exp(np.mean(expected_kl)))
+
+
+def test_score_rejects_empty_input():
+    with pytest.raises(DataError, match="N,K"):
+        ev.classifier_score(np.zeros((0, 10)))
+
+
+def test_conditional_accuracy():
+    probs = np.eye(3)[[0, 1, 2, 2]]
+    assert ev.conditional_accuracy(probs, [0, 1, 2, 0]) == pytest.approx(0.75)
+
+
+def test_mean_pairwise_distance_known_values():
+    assert ev.mean_pairwise_distance(np.zeros((5, 3, 3))) == 0.0
+    # Pairs of (0,0), (3,4), (6,8): distances 5, 10, 5.
+    points = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    assert ev.mean_pairwise_distance(points) == pytest.approx(20 / 3)
+    assert ev.mean_pairwise_distance(points[:1]) == 0.0
+
+
+def test_diversity_of_identical_samples_is_zero_and_of_real_data_is_one():
+    rng = np.random.default_rng(5)
+    real = rng.integers(0, 256, size=(40, 6, 6, 1)).astype(np.uint8)
+    labels = np.arange(40) % 2
+    collapsed = np.repeat(real[:1], 40, axis=0)
+    ratios = ev.diversity_ratios(collapsed, labels, real, labels, num_classes=2)
+    assert ratios == [0.0, 0.0]
+    assert ev.diversity_ratios(real, labels, real, labels, num_classes=2) == pytest.approx([1.0, 1.0])
+
+
+def test_diversity_is_none_for_classes_without_samples():
+    images = np.random.default_rng(6).normal(size=(6, 4, 4, 1))
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    ratios = ev.diversity_ratios(images, labels, images, labels, num_classes=3)
+    assert ratios[:2] == pytest.approx([1.0, 1.0]) and ratios[2] is None
+
+
+def test_recipe_becomes_train_options():
+    assert ev.recipe_train_args({"epochs": 3, "batch_size": 16}) == ["--epochs", "3", "--batch-size", "16"]

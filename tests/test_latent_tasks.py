@@ -1,0 +1,169 @@
+"""Every latent task's vectors: counts, order, endpoints, corners, seeds."""
+import json
+
+import numpy as np
+import pytest
+
+from digits_gan_plugin.errors import DataError
+from digits_gan_plugin.latent import TASKS, LatentSpace, format_vector, run_task
+
+Z_DIM, CLASSES = 6, 4
+COND = LatentSpace(Z_DIM, CLASSES, True, (8, 8, 1), "job")
+UNCOND = LatentSpace(Z_DIM, None, False, (8, 8, 3), "job")
+
+
+def z_text(seed):
+    return format_vector(np.random.default_rng(seed).standard_normal(Z_DIM))
+
+
+def parse(text):
+    return np.asarray(json.loads(text), dtype=np.float32)
+
+
+def test_registry_has_every_task():
+    assert set(TASKS) == {"class-sweep", "style-sweep", "single", "animation", "analogy",
+                          "attributes", "encode-list"}
+
+
+def test_class_sweep_one_z_columns_morph_class_to_next():
+    batch = run_task("class-sweep", COND, seed=3, z=z_text(1), rows=5)
+    assert batch.grid == (5, CLASSES) and batch.vectors.shape == (5 * CLASSES, Z_DIM + CLASSES)
+    assert batch.vectors.dtype == np.float32
+    cells = batch.vectors.reshape(5, CLASSES, -1)
+    assert np.all(cells[..., :Z_DIM] == parse(z_text(1)))
+    np.testing.assert_array_equal(cells[0, :, Z_DIM:], np.eye(CLASSES))  # top row: pure classes
+    y = cells[:, 1, Z_DIM:]  # column 1 moves from class 1 toward class 2
+    assert np.all(np.diff(y[:, 1]) < 0) and np.all(np.diff(y[:, 2]) > 0)
+    assert np.all(y[:, [0, 3]] == 0)
+    assert batch.sweep_axis == 0 and batch.frames == 5
+
+
+def test_class_sweep_needs_conditional_model():
+    with pytest.raises(DataError, match="class-conditional"):
+        run_task("class-sweep", UNCOND, seed=0)
+
+
+def test_style_sweep_rows_are_classes_and_endpoints_are_given_zs():
+    batch = run_task("style-sweep", COND, seed=0, z_start=z_text(1), z_end=z_text(2), steps=7)
+    cells = batch.vectors.reshape(CLASSES, 7, -1)
+    assert batch.grid == (CLASSES, 7)
+    for row in range(CLASSES):
+        assert np.array_equal(cells[row, 0, :Z_DIM], parse(z_text(1)))
+        assert np.array_equal(cells[row, -1, :Z_DIM], parse(z_text(2)))
+        assert np.all(cells[row, :, Z_DIM + row] == 1)
+    assert np.array_equal(cells[0, :, :Z_DIM], cells[-1, :, :Z_DIM])
+
+
+def test_style_sweep_unconditional_is_one_row_without_label():
+    batch = run_task("style-sweep", UNCOND, seed=0, steps=5)
+    assert batch.grid == (1, 5) and batch.vectors.shape == (5, Z_DIM)
+
+
+def test_single_image_given_z_and_class():
+    batch = run_task("single", COND, seed=0, z=z_text(5), label=2)
+    assert batch.vectors.shape == (1, Z_DIM + CLASSES)
+    assert np.array_equal(batch.vectors[0, :Z_DIM], parse(z_text(5)))
+    assert batch.vectors[0, Z_DIM:].tolist() == [0, 0, 1, 0]
+
+
+def test_single_image_rejects_bad_class_and_bad_z():
+    with pytest.raises(DataError, match=r"class is 4, expected 0\.\.3"):
+        run_task("single", COND, seed=0, label=4)
+    with pytest.raises(DataError, match=r"^z has 2 numbers, expected 6$"):
+        run_task("single", COND, seed=0, z="1, 2")
+
+
+def test_animation_loops_through_given_zs():
+    keys = [z_text(s) for s in (1, 2, 3)]
+    batch = run_task("animation", UNCOND, seed=0, zs="\n".join(keys), transitions=4)
+    assert batch.vectors.shape == (12, Z_DIM) and batch.frames == 12 and batch.grid is None
+    for index, key in enumerate(keys):
+        assert np.array_equal(batch.vectors[index * 4], parse(key))
+    # The last frame leads back toward the first key: the loop closes smoothly.
+    last_step = np.linalg.norm(batch.vectors[-1] - batch.vectors[0])
+    assert 0 < last_step < np.linalg.norm(batch.vectors[8] - batch.vectors[0])
+
+
+def test_animation_accepts_a_pasted_2d_array_and_rejects_a_partial_z():
+    keys = np.random.default_rng(4).standard_normal((3, Z_DIM)).astype(np.float32)
+    batch = run_task("animation", UNCOND, seed=0, zs=np.array2string(keys, precision=9), transitions=2)
+    np.testing.assert_allclose(batch.vectors[::2], keys, rtol=1e-6)
+    with pytest.raises(DataError, match=r"^zs has 7 numbers, expected a multiple of 6 \(one z per 6\)$"):
+        run_task("animation", UNCOND, seed=0, zs=z_text(1) + "\n7\n")
+
+
+def test_analogy_corners_are_exactly_the_four_vectors():
+    source, sink1, sink2 = z_text(1), z_text(2), z_text(3)
+    batch = run_task("analogy", COND, seed=0, source=source, sink1=sink1, sink2=sink2, rows=4, cols=5, label=1)
+    cells = batch.vectors.reshape(4, 5, -1)[..., :Z_DIM]
+    assert np.array_equal(cells[0, 0], parse(source))
+    assert np.array_equal(cells[0, -1], parse(sink1))
+    assert np.array_equal(cells[-1, 0], parse(sink2))
+    assert np.array_equal(cells[-1, -1], parse(sink1) + parse(sink2) - parse(source))
+    assert batch.grid == (4, 5) and batch.frames == 2 * (4 + 5) - 4 and batch.sweep_axis == "ring"
+    assert np.all(batch.vectors[:, Z_DIM + 1] == 1)
+
+
+def test_attribute_edit_ramps_each_row_of_coefficients(tmp_path):
+    smile, glasses = np.eye(Z_DIM)[0], np.eye(Z_DIM)[1]
+    path = tmp_path / "attributes.npz"
+    np.savez(path, names=np.array(["Smiling", "Eyeglasses"]), vectors=np.stack([smile, glasses]))
+    batch = run_task("attributes", UNCOND, seed=0, attributes_file=str(path), z=z_text(1),
+                     coefficients="Smiling=2\nSmiling=-1, Eyeglasses=0.5", steps=3)
+    cells = batch.vectors.reshape(2, 3, Z_DIM)
+    z = parse(z_text(1))
+    assert np.array_equal(cells[0, 0], z) and np.array_equal(cells[1, 0], z)
+    np.testing.assert_allclose(cells[0, 2], z + 2 * smile, rtol=1e-6)
+    np.testing.assert_allclose(cells[1, 1], z + 0.5 * (-smile + 0.5 * glasses), rtol=1e-6)
+
+
+def test_attribute_edit_rejects_unknown_attribute_and_pickles(tmp_path):
+    path = tmp_path / "attributes.npz"
+    np.savez(path, Smiling=np.ones(Z_DIM))
+    with pytest.raises(DataError, match="unknown attribute 'Bald'"):
+        run_task("attributes", UNCOND, seed=0, attributes_file=str(path), coefficients="Bald=1")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, Smiling=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(DataError, match="pickled.npz"):
+        run_task("attributes", UNCOND, seed=0, attributes_file=str(pickled), coefficients="Smiling=1")
+
+
+def test_encode_list_from_folder_and_celeba_list(tmp_path):
+    for name in ("b.png", "a.jpg", "notes.txt", "c.png"):
+        (tmp_path / name).write_bytes(b"x")
+    batch = run_task("encode-list", COND, seed=0, folder=str(tmp_path), max_count=2)
+    assert [p.rsplit("/", 1)[1] for p in batch.image_paths] == ["a.jpg", "b.png"] and batch.vectors is None
+    listing = tmp_path / "list_attr_celeba.txt"
+    listing.write_text("3\nSmiling Male\nc.png 1 -1\nb.png -1 1\na.jpg 1 1\n")
+    batch = run_task("encode-list", COND, seed=0, celeba_list=str(listing), max_count=10)
+    assert [p.rsplit("/", 1)[1] for p in batch.image_paths] == ["c.png", "b.png", "a.jpg"]
+    listing.write_text("c.png 1\nmissing.png 1\n")
+    with pytest.raises(DataError, match="missing.png: image not found"):
+        run_task("encode-list", COND, seed=0, celeba_list=str(listing))
+
+
+def test_seed_is_recorded_and_reproduces_random_zs():
+    first = run_task("style-sweep", COND, steps=3)
+    seed = first.params["seed"]
+    assert isinstance(seed, int)
+    again = run_task("style-sweep", COND, seed=seed, steps=3)
+    assert np.array_equal(first.vectors, again.vectors)
+    assert not np.array_equal(first.vectors, run_task("style-sweep", COND, seed=seed + 1, steps=3).vectors)
+    json.dumps(first.meta("style-sweep", COND))
+
+
+def test_space_from_job_reads_config(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model": {"z_dim": 100, "num_classes": 10, "conditional": True, "input_shape": [28, 28, 1]}}))
+    space = LatentSpace.from_job(str(tmp_path))
+    assert (space.z_dim, space.num_classes, space.y_dim, space.input_shape) == (100, 10, 10, (28, 28, 1))
+    random_z = run_task("single", space, seed=0).vectors[0, :100]
+    assert random_z.min() >= -1 and random_z.max() <= 1  # the job's default U(-1, 1)
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model": {"z_dim": 100, "num_classes": 10, "conditional": True, "input_shape": [28, 28, 1],
+                   "z_distribution": "normal"}}))
+    random_z = run_task("single", LatentSpace.from_job(str(tmp_path)), seed=0).vectors[0, :100]
+    assert random_z.min() < -1 or random_z.max() > 1
+    (tmp_path / "config.json").write_text(json.dumps({"model": {"z_dim": 100}}))
+    with pytest.raises(DataError, match="config.json"):
+        LatentSpace.from_job(str(tmp_path))
