@@ -46,6 +46,7 @@ setup(
             "celeba = digits_gan_plugin.data_plugins.celeba:DataIngestion",
             "imagefolder = digits_gan_plugin.data_plugins.imagefolder:DataIngestion",
             "gan-inference = digits_gan_plugin.data_plugins.gan_inference:DataIngestion",
+            "gaussian = digits_gan_plugin.data_plugins.gaussian:DataIngestion",
         ],
         "digits.plugins.view": [
             "gan-view = view_plugins.gan:Visualization",

@@ -10,6 +10,9 @@ Losses: D = CE(D(x), 1) + CE(D(G(z)), 0); G = CE(D(G(z)), 1) (non-saturating). T
 entries, D then G, each with Adam (2e-4, beta1 0.5). Any image size whose height and width
 are multiples of 16 works (the generator doubles a H/16 x W/16 map four times).
 
+Batch-norm moving averages (used by the validation and inference towers) are updated by
+control dependencies of the losses.
+
 Recommended recipe (GPU; a few epochs already give faces):
     digits-gan train --dataset CELEBA_DATASET --network network-celebA \
         --epochs 20 --batch-size 64 --solver adam --lr 2e-4 --out JOBDIR

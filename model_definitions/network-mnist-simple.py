@@ -10,6 +10,9 @@ Three loss entries as in the tutorial, each with its own Adam optimizer: D on re
 images (3e-4), D on generated images (3e-4) and G (1e-4, non-saturating loss). G's entry
 starts at step `pretrain_steps` (300): the first 300 batches pre-train D alone.
 
+Batch-norm moving averages (used by the validation and inference towers) are updated by
+control dependencies of the losses.
+
 Recommended recipe (the tutorial's batch of 50; about 1 minute per epoch of 60k digits on
 2 CPU cores):
     digits-gan train --dataset DATASET --network network-mnist-simple \

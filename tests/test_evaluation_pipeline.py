@@ -1,6 +1,7 @@
 """The judge classifier (training, caching) and `digits-gan evaluate` end to end on tiny data."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -64,6 +65,8 @@ def tiny_job(digits_dataset, tmp_path_factory):
 
 
 def test_classifier_is_trained_once_then_loaded_from_cache(digits_dataset, cache):
+    # Start from an empty cache entry whatever ran before in this module.
+    shutil.rmtree(cache / "classifiers" / ev.dataset_fingerprint(digits_dataset, TINY_CLASSIFIER), ignore_errors=True)
     first = ev.load_or_train_classifier(digits_dataset, TINY_CLASSIFIER, progress=False)
     assert first.trained_now
     assert first.val_accuracy > 0.9

@@ -402,3 +402,20 @@ def test_infer_dataset_writes_result_json_and_grid_into_job(one_loss_job, tmp_pa
     from PIL import Image
 
     assert Image.open(out / "grid.png").size == (3 * 10 + 2, 2 * 10 + 2)
+
+
+def test_a_moved_job_still_infers(one_loss_job, tmp_path):
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(one_loss_job, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["model"]["network"] = str(tmp_path / "gone.py")  # the original model file is gone
+    (moved / "config.json").write_text(json.dumps(config))
+    assert "checkpoints/" not in (moved / "checkpoints" / "checkpoint").read_text()
+    out = tmp_path / "c.h5"
+    assert main(["infer", "--job", str(moved), "--classes", "1", "--per-class", "2", "--out", str(out)]) == 0
+    import h5py
+
+    with h5py.File(out, "r") as result:
+        assert result["images"].shape == (2, 8, 8, 1) and list(result["labels"][()]) == [1, 1]

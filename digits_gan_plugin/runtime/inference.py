@@ -8,6 +8,7 @@ a directory receiving ``result.npz``, ``result.json`` and ``grid.png``. Without 
 (uint8 N,H,W,C), ``inputs`` (float32 N x D vectors, or the input images), ``labels``
 (int64, with --classes) and every other output of a dict-valued inference op.
 """
+import dataclasses
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -24,7 +25,8 @@ from .vectors import sample_z, with_labels
 
 
 class Generator:
-    """A job's inference tower restored from a checkpoint, in its own graph/session.
+    """A job's inference tower restored from a checkpoint ('last' or None, 'best', or a
+    checkpoint prefix), in its own graph and session.
 
     Attributes: z_dim, num_classes, conditional, input_shape [H,W,C], facts, checkpoint.
     Use as a context manager (or call close()).
@@ -34,9 +36,14 @@ class Generator:
         import tensorflow.compat.v1 as tf
 
         config = jobdir.read_config(job_dir)
-        self.facts = facts = ModelFacts.from_dict(config["model"])
+        facts = ModelFacts.from_dict(config["model"])
+        copy = jobdir.JobPaths(job_dir).network
+        if copy.is_file():  # the model file as trained, even if the original moved or changed
+            facts = dataclasses.replace(facts, network=str(copy))
+        self.facts = facts
         self.z_dim, self.num_classes = facts.z_dim, facts.num_classes
         self.conditional, self.input_shape = facts.conditional, list(facts.input_shape)
+        checkpoint = checkpoint or "last"
         if checkpoint in ("last", "best"):
             self.checkpoint = jobdir.find_checkpoint(job_dir, which=checkpoint)
         else:

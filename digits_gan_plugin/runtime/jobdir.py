@@ -1,6 +1,7 @@
 """The job directory written by ``digits-gan train`` and read by inference.
 
     JOBDIR/config.json            resolved options, 'dataset', 'model' (ModelFacts)
+    JOBDIR/network.py             copy of the model file (inference uses it)
     JOBDIR/checkpoints/           model.ckpt-STEP.* (the last --keep) + 'checkpoint' state
     JOBDIR/checkpoints/best/      the best checkpoint by --best-metric + best.json
     JOBDIR/events/                TensorBoard events
@@ -27,6 +28,7 @@ class JobPaths:
     def __init__(self, root):
         self.root = Path(root)
         self.config = self.root / CONFIG_FILE
+        self.network = self.root / "network.py"
         self.checkpoints = self.root / "checkpoints"
         self.best = self.checkpoints / "best"
         self.best_json = self.best / "best.json"

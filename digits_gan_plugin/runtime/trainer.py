@@ -136,8 +136,9 @@ class _Graph:
                                      self.global_step, update_ops)
             self.summary = tf.summary.merge(self.train_model.summaries) if self.train_model.summaries else None
             self.init = tf.global_variables_initializer()
-            self.saver = tf.train.Saver(max_to_keep=options.keep)
-            self.best_saver = tf.train.Saver(max_to_keep=1)
+            # relative paths in the state files: a job directory can be moved or copied
+            self.saver = tf.train.Saver(max_to_keep=options.keep, save_relative_paths=True)
+            self.best_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
         self.graph.finalize()
 
     def _weights_saver(self, source):
@@ -211,6 +212,7 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
         return TrainResult(str(out), start_step, start_step // steps_per_epoch, start_checkpoint, config=config)
     config["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     jobdir.write_json_atomic(paths.config, config)
+    jobdir.write_text_atomic(paths.network, network.read_text(encoding="utf-8"))
     return _Loop(options, config, paths, reader, built, facts, policy, progress, step_callback).run(start_checkpoint)
 
 
