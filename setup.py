@@ -27,6 +27,7 @@ setup(
         "lmdb>=1.4",
         "protobuf>=3.20",
         "Pillow>=9.1",
+        "simplejpeg>=1.6",
         "tqdm>=4.60",
     ],
     extras_require={

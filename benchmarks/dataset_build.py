@@ -7,13 +7,16 @@ Generates 178x218 CelebA-style JPEGs (smooth gradients, ellipses, noise; quality
 and a real-format list_attr_celeba.txt in --workdir (reused when already there), then
 measures in the same run (wall clock; CPU time of all processes is printed too, since
 a machine shared with other jobs distorts images/s):
-  decode  images/s of bare full-size JPEG decode of the same files by ONE process;
-  limit   decode x cores: what a build bound only by JPEG decoding could reach;
+  decode  images/s of reading + bare full-size JPEG decode of the same files by ONE
+          process, with Pillow and (when installed) simplejpeg;
+  limit   the faster decode x cores: what a build bound only by JPEG decoding could reach;
   build   images/s of the full CelebA build (default 108 crop, 64 resize, all cores);
 and prints build/limit (target >= 0.75) and the embedded MNIST 5k build time
 (target < 5 s), in-process and as a `digits-gan dataset create mnist` command.
 """
 import argparse
+import importlib.util
+import io
 import os
 import resource
 import shutil
@@ -81,15 +84,27 @@ def cpu_seconds():
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def decode_rate(paths):
-    """(images/s, CPU s per image) of bare full-size JPEG decoding by this one process."""
-    from PIL import Image
-
+def decode_rate(paths, decode):
+    """(images/s, CPU s per image) of reading and fully decoding each file with
+    decode(bytes) in this one process."""
     start, cpu_start = time.perf_counter(), cpu_seconds()
     for path in paths:
-        with Image.open(path) as image:
-            image.load()
+        with open(path, "rb") as handle:
+            decode(handle.read())
     return len(paths) / (time.perf_counter() - start), (cpu_seconds() - cpu_start) / len(paths)
+
+
+def pillow_decode(data):
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+
+
+def simplejpeg_decode(data):
+    import simplejpeg
+
+    simplejpeg.decode_jpeg(data)
 
 
 def main(argv=None):
@@ -112,18 +127,25 @@ def main(argv=None):
         with open(path, "rb") as handle:
             handle.read()
 
-    decode, decode_cpu = decode_rate(paths)
+    decoders = {"Pillow": pillow_decode}
+    if importlib.util.find_spec("simplejpeg"):  # what load_square_image decodes JPEGs with
+        decoders["simplejpeg"] = simplejpeg_decode
+    rates = {name: decode_rate(paths, decoder) for name, decoder in decoders.items()}
+    fastest = max(rates, key=lambda name: rates[name][0])
+    decode, decode_cpu = rates[fastest]
     out = os.path.join(args.workdir, "celeba-dataset")
     start, cpu_start = time.perf_counter(), cpu_seconds()
     write_dataset(celeba.DataIngestion(source=source), out, workers=args.workers, progress=False, overwrite=True)
     build = count / (time.perf_counter() - start)
     build_cpu = (cpu_seconds() - cpu_start) / count
     limit = decode * cores
-    print(f"CelebA decode, 1 process : {decode:8.0f} images/s (full-size {WIDTH}x{HEIGHT} JPEG)")
-    print(f"decode-bound limit       : {limit:8.0f} images/s ({cores} cores)")
+    for name, (rate, cpu) in rates.items():
+        print(f"{'decode, ' + name:25s}: {rate:8.0f} images/s, {cpu * 1e6:.0f} us CPU/image "
+              f"(1 process: read + full-size {WIDTH}x{HEIGHT} JPEG decode)")
+    print(f"decode-bound limit       : {limit:8.0f} images/s ({fastest} x {cores} cores)")
     print(f"CelebA build             : {build:8.0f} images/s ({args.workers} workers, crop 108 -> 64x64)")
     print(f"build / limit            : {build / limit:8.2f}    (target >= 0.75)")
-    print(f"CPU per image            : decode {decode_cpu * 1e6:.0f} us, build {build_cpu * 1e6:.0f} us "
+    print(f"CPU per image            : decode ({fastest}) {decode_cpu * 1e6:.0f} us, build {build_cpu * 1e6:.0f} us "
           f"(all processes; ratio {decode_cpu / build_cpu:.2f}, the build/limit a quiet machine with "
           f"perfect scaling would reach)")
 

@@ -7,6 +7,7 @@ dataset building answer in well under a second.
 """
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import DigitsGanError
@@ -31,6 +32,9 @@ def build_parser():
 
 
 def main(argv=None):
+    # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) buries our own
+    # progress and error lines; users can still ask for it by setting the variable.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -18,6 +18,7 @@ import functools
 import io
 import json
 import multiprocessing
+import multiprocessing.pool
 import os
 import shutil
 import signal
@@ -37,6 +38,7 @@ FEATURES_DB = "features"
 LABELS_DB = "labels"
 ENCODINGS = (None, "none", "png")
 DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes of decoded arrays `batches` may keep in memory
+MAX_CHUNK = 64  # entries per worker task and LMDB transaction
 
 
 def make_key(index):
@@ -146,6 +148,7 @@ def _as_pairs(encoded, entry):
 def _encode_chunk(plugin, encoding, chunk):
     """Encode entries with `plugin.encode_entry`; returns a _ChunkResult."""
     result = _ChunkResult(len(chunk))
+    stored_features = []  # summed once at the end: one pass instead of one per entry
     for entry in chunk:
         pairs = _as_pairs(plugin.encode_entry(entry), entry)
         if not pairs:
@@ -161,7 +164,6 @@ def _encode_chunk(plugin, encoding, chunk):
             if result.feature_shape is None:
                 result.feature_shape, result.feature_dtype = feature.shape, feature.dtype.str
                 result.label_kind, result.label_shape = kind, label_shape
-                result.feature_sum = np.zeros(feature.shape, np.uint64 if feature.dtype == np.uint8 else np.float64)
             elif (feature.shape, feature.dtype.str, kind, label_shape) != (
                 result.feature_shape, result.feature_dtype, result.label_kind, result.label_shape
             ):
@@ -171,7 +173,7 @@ def _encode_chunk(plugin, encoding, chunk):
                     f"{result.label_kind} label {result.label_shape})"
                 )
             stored = stored_chw(feature)
-            np.add(result.feature_sum, stored, out=result.feature_sum)
+            stored_features.append(stored)
             datum = feature_to_datum(feature, encoding, stored)
             if kind == "scalar":
                 value = np.asarray(label).item()
@@ -181,7 +183,19 @@ def _encode_chunk(plugin, encoding, chunk):
             elif kind == "array":
                 result.labels.append(label_to_datum(np.asarray(label)).SerializeToString())
             result.features.append(datum.SerializeToString())
+    if stored_features:
+        result.feature_sum = _feature_sum(stored_features)
     return result
+
+
+def _feature_sum(stored_features):
+    """Sum of same-shape C,H,W features: uint64 for uint8 (accumulated in uint16 while
+    that cannot overflow, which is cheaper), float64 otherwise."""
+    stack = np.stack(stored_features)
+    if stack.dtype != np.uint8:
+        return stack.sum(axis=0, dtype=np.float64)
+    accumulator = np.uint16 if len(stack) <= np.iinfo(np.uint16).max // 255 else np.uint64
+    return stack.sum(axis=0, dtype=accumulator).astype(np.uint64)
 
 
 class _WorkerInterrupted(Exception):
@@ -195,7 +209,18 @@ _worker_state = {}  # plugin and encoding of a worker process, set by _init_work
 def _init_worker(plugin, encoding):
     # Ctrl-C is handled by the main process, which terminates the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _single_threaded_blas()
     _worker_state.update(plugin=plugin, encoding=encoding)
+
+
+def _single_threaded_blas():
+    """The workers are the parallelism: BLAS threads inside them (numpy matrix products,
+    e.g. in image resizing) would only fight each other for the same cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
 
 
 def _worker_encode(chunk):
@@ -203,6 +228,16 @@ def _worker_encode(chunk):
         return _encode_chunk(_worker_state["plugin"], _worker_state["encoding"], chunk)
     except KeyboardInterrupt:
         raise _WorkerInterrupted() from None
+
+
+class _QuietPool(multiprocessing.pool.Pool):
+    """CPython's Pool also wakes its worker-maintenance thread whenever the result pipe
+    is readable, so that thread spins while each large result is still being read:
+    ~40 us of main-process CPU per CelebA image, taken from the workers' cores. Worker
+    exits and pool shutdown (the sentinels kept here) still wake it."""
+
+    def _get_sentinels(self):
+        return [self._change_notifier._reader]
 
 
 class _Encoder:
@@ -215,8 +250,8 @@ class _Encoder:
 
     def __enter__(self):
         if self.workers > 1:
-            context = multiprocessing.get_context("fork")
-            self.pool = context.Pool(self.workers, _init_worker, (self.plugin, self.encoding))
+            self.pool = _QuietPool(self.workers, _init_worker, (self.plugin, self.encoding),
+                                   context=multiprocessing.get_context("fork"))
         return self
 
     def __exit__(self, *exc_info):
@@ -236,9 +271,8 @@ class _Encoder:
 
 def _chunks(entries, workers):
     # Enough tasks to keep every worker busy to the end and the progress bar moving;
-    # at most 64 entries, since one chunk is one LMDB write transaction and larger
-    # transactions cost py-lmdb about 3x more CPU per entry.
-    size = max(8, min(64, len(entries) // (max(workers, 1) * 16)))
+    # one chunk is one LMDB transaction (putmulti: ~10 us/entry at 64..512 entries).
+    size = max(8, min(MAX_CHUNK, len(entries) // (max(workers, 1) * 16)))
     return [entries[start:start + size] for start in range(0, len(entries), size)]
 
 
@@ -275,15 +309,30 @@ def _mean_blob(mean_chw):
     return blob
 
 
-def _write_stage(encoder, entries, stage, stage_dir, progress):
-    """Encode and write one stage; returns (stage meta dict, skipped entry strings)."""
+class _NoProgressBar:
+    def update(self, count):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(total, stage, progress):
+    """A tqdm bar on a terminal; otherwise a no-op one, without importing tqdm (~0.2 s)."""
+    if not progress or not sys.stderr.isatty():
+        return _NoProgressBar()
     from tqdm import tqdm
 
+    return tqdm(total=total, desc=stage, unit="img")
+
+
+def _write_stage(encoder, entries, stage, stage_dir, progress):
+    """Encode and write one stage; returns (stage meta dict, skipped entry strings)."""
     os.makedirs(stage_dir)
     features_db = _LmdbWriter(os.path.join(stage_dir, FEATURES_DB))
     labels_db = None
     first, total, count, skipped = None, None, 0, []
-    bar = tqdm(total=len(entries), desc=stage, unit="img", disable=not progress or not sys.stderr.isatty())
+    bar = _progress_bar(len(entries), stage, progress)
     try:
         for result in encoder.map(_chunks(entries, encoder.workers)):
             bar.update(result.entry_count)

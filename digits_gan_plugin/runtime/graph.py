@@ -202,7 +202,11 @@ class UpdateOps:
                 solver_args=entry.solver_args,
             )
             with model_code(path, f"computing the gradients of loss entry {entry.name!r}"):
-                pairs = optimizer.compute_gradients(entry.loss, var_list=entry.variables)
+                # GATE_NONE: the step op below already orders the updates; per-op gating
+                # only serializes the backward pass (about 1.3x slower steps on 2 cores).
+                pairs = optimizer.compute_gradients(
+                    entry.loss, var_list=entry.variables, gate_gradients=tf.train.Optimizer.GATE_NONE
+                )
                 pairs = model.gradientUpdate([(g, v) for g, v in pairs if g is not None])
             if not pairs:
                 raise ModelDefinitionError(f"{path}: loss entry {entry.name!r} depends on none of its 'vars'")
