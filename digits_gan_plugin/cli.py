@@ -7,6 +7,7 @@ dataset building answer in well under a second.
 """
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -35,6 +36,7 @@ def main(argv=None):
     # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) buries our own
     # progress and error lines; users can still ask for it by setting the variable.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.compat.v1 deprecation notes
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

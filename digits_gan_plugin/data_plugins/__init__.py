@@ -8,7 +8,9 @@ No module here may import TensorFlow at module level.
 import importlib
 import pkgutil
 
-from ..digits_api import DataIngestionInterface
+import numpy as np
+
+from ..digits_api import TRAIN_DB, VAL_DB, DataIngestionInterface
 from ..errors import DataError
 from .. import options as _options
 
@@ -37,6 +39,20 @@ class OptionsPlugin(DataIngestionInterface):
     @staticmethod
     def get_category():
         return "Images"
+
+    def itemize_entries(self, stage):
+        """The entries of `stage`. Plugins that read their sources first define `_load()`,
+        which sets `self.stage_entries` {stage: list}; it runs once, on the main thread."""
+        if not hasattr(self, "stage_entries"):
+            self._load()
+        return self.stage_entries.get(stage, [])
+
+    def split_train_val(self, items):
+        """{train_db, val_db}: `items` shuffled with `self.seed`; round(val_fraction x N)
+        of them go to val_db."""
+        order = np.random.default_rng(self.seed).permutation(len(items))
+        val_count = int(round(len(items) * self.val_fraction))
+        return {TRAIN_DB: [items[i] for i in order[val_count:]], VAL_DB: [items[i] for i in order[:val_count]]}
 
 
 def _package_plugins():

