@@ -29,13 +29,14 @@ setup(
         "Pillow>=9.1",
         "simplejpeg>=1.6",
         "tqdm>=4.60",
+        "threadpoolctl>=3.0",
     ],
     extras_require={
-        "examples": ["mlxtend>=0.22", "imageio>=2.20", "matplotlib>=3.5"],
+        "examples": ["mlxtend>=0.22"],
         "web": ["Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0"],
         "test": [
             "pytest>=7",
-            "mlxtend>=0.22", "imageio>=2.20", "matplotlib>=3.5",
+            "mlxtend>=0.22",
             "Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0",
             "playwright>=1.40",
         ],
