@@ -51,7 +51,10 @@ def _build():
     pool.Add(fdp)
 
     def get(name):
-        return message_factory.GetMessageClass(pool.FindMessageTypeByName("digits_gan_caffe." + name))
+        descriptor = pool.FindMessageTypeByName("digits_gan_caffe." + name)
+        if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4.21
+            return message_factory.GetMessageClass(descriptor)
+        return message_factory.MessageFactory(pool).GetPrototype(descriptor)
 
     return get("Datum"), get("BlobProto"), get("BlobShape")
 
