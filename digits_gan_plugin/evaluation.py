@@ -15,6 +15,7 @@ The metric functions use numpy only; TensorFlow/Keras is imported inside the fun
 that train or run the classifier.
 """
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -112,11 +113,7 @@ def trace_sqrt_product(sigma1, sigma2, use_scipy=None):
     that matrix's (clipped) eigenvalues.
     """
     if use_scipy is None:
-        try:
-            import scipy.linalg  # noqa: F401
-            use_scipy = True
-        except ImportError:
-            use_scipy = False
+        use_scipy = importlib.util.find_spec("scipy") is not None
     if use_scipy:
         import warnings
         import scipy.linalg
