@@ -11,6 +11,7 @@ setup(
         "digits_gan_plugin",
         "digits_gan_plugin.data_plugins",
         "digits_gan_plugin.runtime",
+        "digits_gan_plugin.webapp",
         "model_definitions",
         "view_plugins",
     ],
@@ -18,6 +19,7 @@ setup(
         "model_definitions": ["*.py"],
         "digits_gan_plugin": ["templates/*.html", "templates/*/*.html", "static/*"],
         "view_plugins": ["templates/*.html"],
+        "digits_gan_plugin.webapp": ["templates/*.html", "static/*"],
     },
     install_requires=[
         "tensorflow>=2.13",

@@ -1,18 +1,21 @@
 """Dataset build speed: CelebA build vs the machine's JPEG decode limit, and MNIST 5k.
 
-    python -m benchmarks.dataset_build            # 10,000 CelebA-style JPEGs
-    python -m benchmarks.dataset_build --quick    # 500 JPEGs (smoke test)
+    python -m benchmarks.dataset_build              # 10,000 CelebA-style JPEGs
+    python -m benchmarks.dataset_build --count 500  # smoke test (also: --quick)
 
 Generates 178x218 CelebA-style JPEGs (smooth gradients, ellipses, noise; quality 90)
 and a real-format list_attr_celeba.txt in --workdir (reused when already there), then
 measures in the same run (wall clock; CPU time of all processes is printed too, since
 a machine shared with other jobs distorts images/s):
   decode  images/s of reading + bare full-size JPEG decode of the same files by ONE
-          process, with Pillow and (when installed) simplejpeg;
-  limit   the faster decode x cores: what a build bound only by JPEG decoding could reach;
-  build   images/s of the full CelebA build (default 108 crop, 64 resize, all cores);
-and prints build/limit (target >= 0.75) and the embedded MNIST 5k build time
-(target < 5 s), in-process and as a `digits-gan dataset create mnist` command.
+          process, with Pillow and (when installed) simplejpeg, accurate (libjpeg's
+          defaults) and fast (fastdct + fastupsample, what the default build uses);
+  limit   decode x cores: what a build bound only by JPEG decoding could reach, for
+          the accurate decode (the reference) and for the fast one;
+  build   images/s of the full CelebA build (default 108 crop, 64 resize, all cores),
+          with its default fast decode and with --no-fast-decode;
+and prints build/limit (target >= 0.75) for each pairing, and the embedded MNIST 5k
+build time (target < 5 s), in-process and as a `digits-gan dataset create` command.
 """
 import argparse
 import importlib.util
@@ -89,8 +92,8 @@ def decode_rate(paths, decode):
     decode(bytes) in this one process."""
     start, cpu_start = time.perf_counter(), cpu_seconds()
     for path in paths:
-        with open(path, "rb") as handle:
-            decode(handle.read())
+        with open(path, "rb", buffering=0) as handle:  # as load_square_image reads them
+            decode(handle.readall())
     return len(paths) / (time.perf_counter() - start), (cpu_seconds() - cpu_start) / len(paths)
 
 
@@ -107,15 +110,30 @@ def simplejpeg_decode(data):
     simplejpeg.decode_jpeg(data)
 
 
+def simplejpeg_fast_decode(data):
+    import simplejpeg
+
+    simplejpeg.decode_jpeg(data, fastdct=True, fastupsample=True)
+
+
+def build_rate(source, out, count, workers, fast_decode):
+    """(images/s, CPU s per image over all processes) of the CelebA build."""
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    write_dataset(celeba.DataIngestion(source=source, fast_decode=fast_decode), out, workers=workers,
+                  progress=False, overwrite=True)
+    return count / (time.perf_counter() - start), (cpu_seconds() - cpu_start) / count
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="500 images instead of 10,000")
-    parser.add_argument("--images", type=int, help="number of CelebA-style images (overrides --quick)")
+    parser.add_argument("--count", "--images", dest="count", type=int, default=10_000,
+                        help="number of CelebA-style images (default 10,000)")
+    parser.add_argument("--quick", action="store_true", help="500 images (smoke test)")
     parser.add_argument("--workers", type=int, default=default_workers(), help="build processes (default: cores)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "digits-gan-bench"),
                         help="where the generated source images are kept between runs")
     args = parser.parse_args(argv)
-    count = args.images or (500 if args.quick else 10_000)
+    count = 500 if args.quick else args.count
     cores = default_workers()
 
     source = os.path.join(args.workdir, f"celeba-{count}")
@@ -129,25 +147,29 @@ def main(argv=None):
 
     decoders = {"Pillow": pillow_decode}
     if importlib.util.find_spec("simplejpeg"):  # what load_square_image decodes JPEGs with
-        decoders["simplejpeg"] = simplejpeg_decode
-    rates = {name: decode_rate(paths, decoder) for name, decoder in decoders.items()}
-    fastest = max(rates, key=lambda name: rates[name][0])
-    decode, decode_cpu = rates[fastest]
+        decoders.update({"simplejpeg": simplejpeg_decode, "simplejpeg fast": simplejpeg_fast_decode})
+    decodes = {name: decode_rate(paths, decoder) for name, decoder in decoders.items()}
     out = os.path.join(args.workdir, "celeba-dataset")
-    start, cpu_start = time.perf_counter(), cpu_seconds()
-    write_dataset(celeba.DataIngestion(source=source), out, workers=args.workers, progress=False, overwrite=True)
-    build = count / (time.perf_counter() - start)
-    build_cpu = (cpu_seconds() - cpu_start) / count
-    limit = decode * cores
-    for name, (rate, cpu) in rates.items():
-        print(f"{'decode, ' + name:25s}: {rate:8.0f} images/s, {cpu * 1e6:.0f} us CPU/image "
+    builds = {fast: build_rate(source, out, count, args.workers, fast) for fast in (True, False)}
+    for name, (rate, cpu) in decodes.items():
+        print(f"{'decode, ' + name:36s}: {rate:6.0f} images/s, {cpu * 1e6:4.0f} us CPU/image "
               f"(1 process: read + full-size {WIDTH}x{HEIGHT} JPEG decode)")
-    print(f"decode-bound limit       : {limit:8.0f} images/s ({fastest} x {cores} cores)")
-    print(f"CelebA build             : {build:8.0f} images/s ({args.workers} workers, crop 108 -> 64x64)")
-    print(f"build / limit            : {build / limit:8.2f}    (target >= 0.75)")
-    print(f"CPU per image            : decode ({fastest}) {decode_cpu * 1e6:.0f} us, build {build_cpu * 1e6:.0f} us "
-          f"(all processes; ratio {decode_cpu / build_cpu:.2f}, the build/limit a quiet machine with "
-          f"perfect scaling would reach)")
+    # reference: the faster accurate decoder; the build's own (fast) decode is a second pairing
+    reference = max((name for name in ("Pillow", "simplejpeg") if name in decodes), key=lambda name: decodes[name][0])
+    limits = [reference] + [name for name in ("simplejpeg fast",) if name in decodes]
+    for name in limits:
+        print(f"{'limit, ' + name:36s}: {decodes[name][0] * cores:6.0f} images/s ({name} x {cores} cores)")
+    for fast, (rate, cpu) in builds.items():
+        label = "CelebA build" + (" (default: fast decode)" if fast else " --no-fast-decode")
+        print(f"{label:36s}: {rate:6.0f} images/s, {cpu * 1e6:4.0f} us CPU/image over all processes "
+              f"({args.workers} workers, crop 108 -> 64x64)")
+    print("build / limit (target >= 0.75); CPU ratio = decode CPU / build CPU, what a quiet machine with "
+          "perfect scaling would reach:")
+    for fast, decoder in [(True, reference), (True, "simplejpeg fast"), (False, reference)]:
+        if decoder in decodes:
+            (rate, cpu), (decode, decode_cpu) = builds[fast], decodes[decoder]
+            label = ("fast build" if fast else "accurate build") + " vs " + decoder
+            print(f"  {label:34s}: {rate / (decode * cores):6.2f}, CPU ratio {decode_cpu / cpu:.2f}")
 
     mnist_out = os.path.join(args.workdir, "mnist-dataset")
     start = time.perf_counter()
@@ -157,7 +179,7 @@ def main(argv=None):
     subprocess.run([sys.executable, "-m", "digits_gan_plugin.cli", "dataset", "create", "mnist", "--out", mnist_out,
                     "--overwrite", "--quiet"], check=True, stdout=subprocess.DEVNULL)
     command = time.perf_counter() - start
-    print(f"MNIST 5k build           : {in_process:8.2f} s in-process, {command:.2f} s as a command (target < 5 s)")
+    print(f"{'MNIST 5k build':36s}: {in_process:6.2f} s in-process, {command:.2f} s as a command (target < 5 s)")
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(mnist_out, ignore_errors=True)
     return 0

@@ -14,10 +14,12 @@ import sys
 from .errors import DigitsGanError
 
 COMMAND_MODULES = [
+    "digits_gan_plugin.attributes_cli",
     "digits_gan_plugin.dataset_cli",
     "digits_gan_plugin.evaluate_cli",
     "digits_gan_plugin.latent_cli",
     "digits_gan_plugin.runtime.cli",
+    "digits_gan_plugin.serve_cli",
 ]
 
 

@@ -99,3 +99,52 @@ def test_missing_attribute_file(tmp_path):
     with pytest.raises(DataError, match="list_attr_celeba.txt: not found"):
         build(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def test_attribute_rows_parse_in_bulk_like_line_by_line(tmp_path):
+    from digits_gan_plugin.data_plugins.celeba import _parse_rows_by_line, read_attributes
+
+    attributes = np.where(np.random.default_rng(1).random((6, 40)) < 0.4, 1, -1)
+    write_celeba_dir(tmp_path / "src", COLOURS, attributes=attributes)
+    # ragged spacing, a tab, a blank line and a file name containing '1's, as real lists vary
+    rewrite_attributes(tmp_path, lambda lines: lines[:3] + [lines[3].replace(" ", "   ", 5) + "  ", "",
+                                                            lines[4].replace(" ", "\t", 1)] + lines[5:])
+    path = tmp_path / "src" / "list_attr_celeba.txt"
+    names, files, values = read_attributes(path)
+    lines = path.read_text().splitlines()
+    expected_files, expected_values = _parse_rows_by_line(path, [(n, line) for n, line in enumerate(lines[2:], 3)
+                                                                 if line.strip()], 40)
+    assert names == CELEBA_ATTRIBUTES and files == expected_files == [f"{i:06d}.jpg" for i in range(1, 7)]
+    assert values.dtype == np.int8
+    np.testing.assert_array_equal(values, attributes)
+    np.testing.assert_array_equal(values, expected_values)
+
+
+@pytest.mark.parametrize("edit, message", [
+    # one value short on line 4, one extra on line 5: the total still matches the header
+    (lambda lines: lines[:3] + [lines[3].rsplit(" ", 1)[0], lines[4] + "  1"] + lines[5:],
+     r"list_attr_celeba.txt: line 4 has 39 attribute values, the header \(line 2\) names 40"),
+    (lambda lines: lines[:5] + [lines[5].replace("-1", " x", 1)] + lines[6:],
+     r"list_attr_celeba.txt: line 6: attribute values must be 1 or -1"),
+    (lambda lines: lines[:2] + [lines[2].replace(" 1", "11", 1)] + lines[3:],
+     r"list_attr_celeba.txt: line 3: attribute values must be 1 or -1"),
+])
+def test_attribute_errors_name_the_line_when_the_bulk_parse_cannot(tmp_path, edit, message):
+    write_celeba_dir(tmp_path / "src", COLOURS)
+    rewrite_attributes(tmp_path, edit)
+    with pytest.raises(DataError, match=message):
+        build(tmp_path)
+
+
+def test_accurate_decode_option(tmp_path):
+    write_celeba_dir(tmp_path / "src", COLOURS[:2])
+    fast = build(tmp_path, val_fraction=0.0)
+    assert fast["userdata"]["fast_decode"] is True
+    x_fast, _ = DatasetReader(tmp_path / "ds").read_all("train_db")
+    accurate = write_dataset(DataIngestion(source=str(tmp_path / "src"), val_fraction=0.0, fast_decode=False),
+                             tmp_path / "ds2", workers=1, progress=False)
+    assert accurate["userdata"]["fast_decode"] is False
+    x_accurate, _ = DatasetReader(tmp_path / "ds2").read_all("train_db")
+    assert np.abs(x_fast.astype(int) - x_accurate.astype(int)).mean() < 1.5
+    for image, colour in zip(x_accurate, COLOURS):
+        assert np.abs(image.astype(int) - colour).max() <= 4

@@ -116,3 +116,25 @@ def test_feature_sum_is_exact_for_uint8_and_float(count):
     np.testing.assert_array_equal(total, np.sum(np.stack(features).astype(np.uint64), axis=0))
     floats = [feature.astype(np.float32) / 7 for feature in features]
     np.testing.assert_allclose(dataset_io._feature_sum(floats), np.sum(np.stack(floats).astype(np.float64), axis=0))
+
+
+def test_resize_output_is_channel_planar_for_the_datum():
+    pixels = np.random.default_rng(3).integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    square = imaging._resize(pixels, (35, 55, 143, 163), 64)
+    assert square.shape == (64, 64, 3) and square.transpose(2, 0, 1).flags.c_contiguous
+
+
+def test_fast_decode_stays_within_a_grey_level_on_average(tmp_path):
+    pytest.importorskip("simplejpeg")
+    means = []
+    for seed in range(4):
+        path = save_jpeg(tmp_path / f"{seed}.jpg", photo_like(218, 178, seed=seed))
+        accurate = load_square_image(path, 64, crop=108).astype(int)
+        fast = load_square_image(path, 64, crop=108, fast_decode=True).astype(int)
+        assert fast.shape == accurate.shape == (64, 64, 3)
+        difference = np.abs(fast - accurate)
+        means.append(difference.mean())
+        # plain chroma upsampling moves saturated colour edges (the red block) by up to
+        # half a source pixel: rare large differences there, small ones elsewhere
+        assert np.percentile(difference, 99) <= 8
+    assert 0 < max(means) < 1.5  # differs (so the fast decoder was used), but only slightly

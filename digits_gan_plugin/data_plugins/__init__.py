@@ -5,6 +5,7 @@ classes are registered as setuptools entry points in setup.py. Third-party plugi
 installed under the `digits.plugins.data` entry-point group are found as well.
 No module here may import TensorFlow at module level.
 """
+import functools
 import importlib
 import pkgutil
 
@@ -53,6 +54,61 @@ class OptionsPlugin(DataIngestionInterface):
         order = np.random.default_rng(self.seed).permutation(len(items))
         val_count = int(round(len(items) * self.val_fraction))
         return {TRAIN_DB: [items[i] for i in order[val_count:]], VAL_DB: [items[i] for i in order[:val_count]]}
+
+
+class GanInferenceForms:
+    """Mixin for the data plugins of GAN training sets (list it before OptionsPlugin):
+    offers the GAN inference form on the pages of models trained on their datasets.
+
+    DIGITS builds the model's dataset plugin with the dataset's userdata plus
+    ``is_inference_db=True``, renders its `get_inference_form` / `get_inference_template`,
+    adds the submitted fields to its userdata and builds the inference dataset (test_db)
+    with that same class. Each of those steps is handed to the gan-inference plugin: the
+    subclass's own `itemize_entries` / `encode_entry` are wrapped to delegate when
+    `is_inference_db` is set."""
+
+    DELEGATED = ("itemize_entries", "encode_entry")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in cls.DELEGATED:
+            method = getattr(cls, name)
+            if not getattr(method, "delegates_to_gan_inference", False):
+                setattr(cls, name, _delegating(method))
+
+    @staticmethod
+    def get_inference_form():
+        from .gan_inference import DataIngestion as GanInference
+
+        return GanInference.get_inference_form()
+
+    @staticmethod
+    def get_inference_template(form):
+        from .gan_inference import DataIngestion as GanInference
+
+        return GanInference.get_inference_template(form)
+
+    def inference_plugin(self):
+        """The gan-inference plugin built from the inference form's fields in userdata."""
+        if getattr(self, "_gan_inference", None) is None:
+            from .gan_inference import DataIngestion as GanInference
+
+            names = {option.name for option in GanInference.OPTIONS}
+            self._gan_inference = GanInference(**{k: v for k, v in self.userdata.items() if k in names})
+        return self._gan_inference
+
+
+def _delegating(method):
+    """`method` of a GanInferenceForms plugin, run by its inference plugin when the
+    instance was built with is_inference_db."""
+    @functools.wraps(method)
+    def delegate(self, *args):
+        if self.userdata.get("is_inference_db"):
+            return getattr(self.inference_plugin(), method.__name__)(*args)
+        return method(self, *args)
+
+    delegate.delegates_to_gan_inference = True
+    return delegate
 
 
 def _package_plugins():

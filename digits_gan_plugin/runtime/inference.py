@@ -7,6 +7,12 @@ a directory receiving ``result.npz``, ``result.json`` and ``grid.png``. Without 
 ``JOBDIR/inference/<dataset dir name | z-file stem | 'classes'>/``. Arrays: ``images``
 (uint8 N,H,W,C), ``inputs`` (float32 N x D vectors, or the input images), ``labels``
 (int64, with --classes) and every other output of a dict-valued inference op.
+
+Image-input models (encoders, ``inference_input = 'image'``): the inference tower's ``y``
+is an int64 (N,) placeholder of class ids, -1 meaning "not given" (the model infers it);
+``infer_command`` feeds an inference dataset's scalar labels there. Their results also
+hold ``z`` and the image output a second time as ``reconstructions`` (what the gallery
+and the view plugin's encoder view look for).
 """
 import dataclasses
 import os
@@ -51,12 +57,16 @@ class Generator:
         model_class = load_model_class(facts.network)
         self.graph = tf.Graph()
         with self.graph.as_default():
+            self.labels = None
             if facts.inference_input == "z":
                 self.input = tf.placeholder(tf.float32, [None, 1, 1, facts.vector_width], name="z")
             else:
                 self.input = tf.placeholder(tf.float32, [None] + self.input_shape, name="images")
+                if facts.conditional:
+                    not_given = tf.fill(tf.shape(self.input)[:1], tf.constant(-1, tf.int64))
+                    self.labels = tf.placeholder_with_default(not_given, [None], name="labels")
             with reuse_scope():
-                output = build_tower(model_class, facts, self.input, None, "inf", ["inference"]).inference
+                output = build_tower(model_class, facts, self.input, self.labels, "inf", ["inference"]).inference
             self.outputs = output if isinstance(output, dict) else {"images": output}
             self.image_key = "images" if "images" in self.outputs else next(
                 (key for key, tensor in self.outputs.items() if tensor.shape.ndims == 4), None)
@@ -80,19 +90,43 @@ class Generator:
     def close(self):
         self.session.close()
 
-    def run(self, inputs, batch_size=256):
+    def run(self, inputs, batch_size=256, labels=None):
         """All inference outputs for `inputs` (float32 N x D vectors, or N,1,1,D; images
-        N,H,W,C for image-input models) -> {name: numpy array of N rows}."""
+        N,H,W,C for image-input models) -> {name: numpy array of N rows}.
+
+        labels: for conditional image-input models, int (N,) class ids given to the model
+        (-1: let it infer that row's class); None infers every class."""
         inputs = np.asarray(inputs, np.float32)
+        if labels is not None:
+            labels = self._check_labels(labels, len(inputs))
         if self.facts.inference_input == "z":
             inputs = inputs.reshape(len(inputs), -1)
             if inputs.shape[1] != self.facts.vector_width:
                 raise DataError(f"inference vectors have width {inputs.shape[1]}, the model expects "
                                 f"{self.facts.vector_width} (z_dim {self.z_dim} + y_dim {self.facts.y_dim})")
             inputs = inputs.reshape(len(inputs), 1, 1, -1)
-        chunks = [self.session.run(self.outputs, {self.input: inputs[start:start + batch_size]})
-                  for start in range(0, len(inputs), batch_size)]
+        elif list(inputs.shape[1:]) != self.input_shape:
+            raise DataError(f"input images have shape {list(inputs.shape[1:])}, the model expects {self.input_shape}")
+        chunks = []
+        for start in range(0, len(inputs), batch_size):
+            feed = {self.input: inputs[start:start + batch_size]}
+            if labels is not None:
+                feed[self.labels] = labels[start:start + batch_size]
+            chunks.append(self.session.run(self.outputs, feed))
         return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in self.outputs}
+
+    def _check_labels(self, labels, count):
+        """int64 (count,) class ids in -1..num_classes-1; DataError otherwise."""
+        if self.labels is None:
+            raise DataError(f"{self.facts.network}: the model takes no class labels at inference "
+                            f"(only conditional image-input models do)")
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != count or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"labels: expected {count} integer class ids, got {labels.dtype} {labels.shape}")
+        bad = labels[(labels < -1) | (labels >= self.num_classes)]
+        if bad.size:
+            raise DataError(f"labels: class {int(bad[0])} is outside 0..{self.num_classes - 1} (-1: infer)")
+        return labels.astype(np.int64)
 
     def generate(self, vectors, batch_size=256):
         """float32 N x (z_dim + y_dim) vectors -> uint8 N,H,W,C images."""
@@ -160,7 +194,7 @@ def _pick_z(path, arrays):
     raise DataError(f"{path}: holds {', '.join(arrays) or 'no arrays'}; expected an array named 'z'")
 
 
-def _save_arrays(path, arrays):
+def save_arrays(path, arrays):
     """Write arrays to .npz or HDF5 at `path`, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +224,9 @@ def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10
     with load_generator(job_dir, checkpoint) as generator:
         info["checkpoint"] = generator.checkpoint
         labels, grid_shape = None, None
+        if generator.facts.inference_input == "image" and dataset is None:
+            raise DataError(f"{job_dir}: the model encodes images; give an inference dataset of images "
+                            f"(--dataset, e.g. from `digits-gan latent encode-list`), not --z or --classes")
         if classes is not None:
             inputs, labels = class_vectors(generator.facts, classes, per_class, seed)
             name, grid_shape = "classes", (len(classes), per_class)
@@ -202,17 +239,21 @@ def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10
 
             reader = DatasetReader(dataset)
             stage = "test_db" if "test_db" in reader.stages else reader.stages[0]
-            inputs, _ = reader.read_all(stage)
+            inputs, dataset_labels = reader.read_all(stage)
+            if generator.labels is not None and dataset_labels is not None and dataset_labels.ndim == 1:
+                labels = dataset_labels
             name = Path(dataset).resolve().name
             latent = reader.meta.get("latent") or {}
             grid_shape = tuple(latent["grid"]) if latent.get("grid") else None
             info.update(task=latent.get("task"), grid=latent.get("grid"), dataset=str(dataset), latent=latent)
         if generator.facts.inference_input == "z":
             inputs = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
-        outputs = generator.run(inputs, batch_size)
+        outputs = generator.run(inputs, batch_size, labels=labels if generator.labels is not None else None)
     arrays = {"inputs": np.asarray(inputs, np.float32)}
     if generator.image_key is not None:
         arrays["images"] = to_uint8(outputs.pop(generator.image_key))
+        if generator.facts.inference_input == "image":
+            arrays["reconstructions"] = arrays["images"]
     arrays.update(outputs)
     if labels is not None:
         arrays["labels"] = labels
@@ -221,7 +262,7 @@ def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10
         result_path, json_path, grid_path = out, None, out.with_suffix(".png")
     else:
         result_path, json_path, grid_path = out / "result.npz", out / "result.json", out / "grid.png"
-    _save_arrays(result_path, arrays)
+    save_arrays(result_path, arrays)
     written = [str(result_path)]
     if "images" in arrays and len(arrays["images"]):
         rows, cols = grid_shape if grid_shape and grid_shape[0] * grid_shape[1] >= len(arrays["images"]) else (None, None)

@@ -1,0 +1,181 @@
+"""The web UI's refusals (each with a clear message and nothing written) and its job
+state on disk (a restart marks orphaned running jobs interrupted). Flask test client only."""
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digits_gan_plugin.webapp import create_app
+from digits_gan_plugin.webapp.jobs import JobManager, cli_command
+from digits_gan_plugin.webapp.runner import OutputPump
+
+
+def job_folders(jobs_dir):
+    return sorted(p.name for p in jobs_dir.iterdir() if p.is_dir())
+
+
+def csrf_token(client, url):
+    html = client.get(url).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def fake_job(jobs_dir, job_id, kind, status="done", **extra):
+    """A job folder as the server writes it (without running anything)."""
+    folder = jobs_dir / job_id
+    folder.mkdir(parents=True)
+    data = {"kind": kind, "name": f"{kind} {job_id}", "status": status, "commands": [], "created": "2026-01-01",
+            "started": "2026-01-01", "finished": None, "exit_code": None, "pid": None, **extra}
+    (folder / "job.json").write_text(json.dumps(data))
+    return folder
+
+
+@pytest.fixture
+def jobs_dir(tmp_path):
+    return tmp_path / "jobs"
+
+
+@pytest.fixture
+def client(jobs_dir):
+    return create_app(str(jobs_dir), max_upload_mb=1, max_pixels=64 * 64).test_client()
+
+
+def test_a_post_without_csrf_token_is_refused_and_writes_nothing(client, jobs_dir):
+    response = client.post("/datasets/new/mnist", data={"job_name": "digits", "val_fraction": "0.1", "seed": "0"})
+    assert response.status_code == 400
+    assert "without a valid security token" in response.get_data(as_text=True)
+    assert job_folders(jobs_dir) == []
+
+
+@pytest.mark.parametrize("source", ["outside", "jobs/../outside"])
+def test_a_path_outside_the_allowed_roots_is_refused(client, jobs_dir, tmp_path, source):
+    (tmp_path / "outside").mkdir()
+    token = csrf_token(client, "/datasets/new/imagefolder")
+    response = client.post("/datasets/new/imagefolder", data={
+        "csrf_token": token, "job_name": "faces", "source": str(tmp_path / source), "size": "8",
+        "channels": "rgb", "val_fraction": "0.1", "seed": "0"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "outside the allowed folders" in text or "&#39;..&#39; is not allowed" in text
+    assert job_folders(jobs_dir) == []
+
+
+def test_a_path_inside_an_allowed_root_starts_a_job(jobs_dir, tmp_path):
+    (tmp_path / "mine").mkdir()
+    app = create_app(str(jobs_dir), allow_roots=[str(tmp_path / "mine")])
+    client = app.test_client()
+    token = csrf_token(client, "/datasets/new/imagefolder")
+    response = client.post("/datasets/new/imagefolder", data={
+        "csrf_token": token, "job_name": "faces", "source": str(tmp_path / "mine"), "size": "8",
+        "channels": "rgb", "val_fraction": "0.1", "seed": "0"})
+    assert response.status_code == 302
+    job = json.loads((jobs_dir / job_folders(jobs_dir)[0] / "job.json").read_text())
+    assert job["kind"] == "dataset" and job["commands"][0][3:6] == ["dataset", "create", "imagefolder"]
+    assert "--source" in job["commands"][0]
+    manager = app.extensions["digits_gan_jobs"]
+    ended = wait_finished(manager, manager.get(job_folders(jobs_dir)[0]))
+    assert ended.status == "error" and "no images" in ended.log_tail().lower()
+
+
+def test_an_oversized_upload_is_refused(client, jobs_dir):
+    fake_job(jobs_dir, "20260101-000000-data", "dataset")
+    token = csrf_token(client, "/models/new")
+    before = job_folders(jobs_dir)
+    response = client.post("/models/new", content_type="multipart/form-data", data={
+        "csrf_token": token, "job_name": "big", "dataset": "20260101-000000-data", "network": "custom",
+        "custom_file": (io.BytesIO(b"#" * (2 * 1024 * 1024)), "network-big.py"), "solver": "adam",
+        "lr": "0.0002", "epochs": "1", "batch_size": "16", "weights": ""})
+    assert response.status_code == 413
+    assert "larger than the limit of 1 MB" in response.get_data(as_text=True)
+    assert job_folders(jobs_dir) == before
+
+
+def test_an_image_over_the_pixel_limit_is_refused(client, jobs_dir):
+    model = fake_job(jobs_dir, "20260101-000000-gan", "model", network="network-mnist")
+    (model / "model").mkdir()
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((65, 64, 3), np.uint8)).save(png, format="PNG")
+    png.seek(0)
+    token = csrf_token(client, "/jobs/20260101-000000-gan")
+    response = client.post("/jobs/20260101-000000-gan/infer", content_type="multipart/form-data", data={
+        "csrf_token": token, "view_plugin": "gan-view", "job": str(model / "model"), "task": "encode-list",
+        "max_count": "10", "view-task": "encoder", "view-frame_ms": "120", "images": (png, "face.png")})
+    assert response.status_code == 400
+    assert "64 x 65 pixels is more than the limit of 4096 pixels" in response.get_data(as_text=True)
+    assert job_folders(jobs_dir) == ["20260101-000000-gan"]
+    assert sorted(p.name for p in (model / "model").iterdir()) == []
+
+
+def test_a_model_file_with_a_syntax_error_is_shown_with_the_line_marked(client, jobs_dir):
+    fake_job(jobs_dir, "20260101-000000-data", "dataset")
+    token = csrf_token(client, "/models/new")
+    source = "class UserModel(Tower):\n    def loss(self:\n        return 0\n"
+    response = client.post("/models/new", data={
+        "csrf_token": token, "job_name": "broken", "dataset": "20260101-000000-data", "network": "custom",
+        "custom_network": source, "solver": "adam", "lr": "0.0002", "epochs": "1", "batch_size": "16", "weights": ""})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "line 2: syntax error" in text and "nothing was saved" in text
+    marked = re.search(r'<span class="code-line error-line"><span class="lineno">(\d+)</span>([^\n]*)', text)
+    assert marked and marked.group(1) == "2" and "def loss(self:" in marked.group(2)
+    assert job_folders(jobs_dir) == ["20260101-000000-data"]
+
+
+def test_the_model_list_offers_the_shipped_definitions(client):
+    text = client.get("/models/new").get_data(as_text=True)
+    for name in ("network-mnist", "network-mnist-simple", "network-celebA"):
+        assert f'id="network-{name}"' in text
+    assert "Conditional DCGAN" in text  # the definition's description
+
+
+def test_a_running_job_without_its_process_is_interrupted_after_a_restart(jobs_dir):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    fake_job(jobs_dir, "20260101-000000-gan", "model", status="running", pid=gone.pid, network="network-mnist")
+    client = create_app(str(jobs_dir)).test_client()
+    job = json.loads((jobs_dir / "20260101-000000-gan" / "job.json").read_text())
+    assert job["status"] == "interrupted" and job["finished"]
+    text = client.get("/jobs/20260101-000000-gan").get_data(as_text=True)
+    assert 'id="resume-button"' in text and "interrupted" in text
+
+
+def wait_finished(manager, job, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = manager.get(job.id)
+        if job.ended:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job.id} still {job.status} after {timeout} s")
+
+
+def test_a_job_records_its_end_and_stop_sends_sigint(jobs_dir):
+    manager = JobManager(jobs_dir)
+    done = manager.create(manager.new_folder(), "dataset", "ok", [cli_command("dataset", "plugins")])
+    done = wait_finished(manager, done)
+    assert (done.status, done.exit_code) == ("done", 0)
+    assert "mnist" in done.log_tail() and "$ digits-gan dataset plugins" in done.log_tail()
+    sleeper = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"]
+    running = manager.create(manager.new_folder(), "dataset", "slow", [sleeper])
+    deadline = time.monotonic() + 10
+    while "ready" not in running.log_tail() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert manager.stop(running)
+    stopped = wait_finished(manager, running)
+    assert stopped.status == "stopped"
+
+
+def test_the_output_pump_keeps_lines_in_the_log_and_bars_in_progress(tmp_path):
+    log = io.StringIO()
+    pump = OutputPump(log, tmp_path / "progress.json")
+    pump.feed("building\r\ntrain_db:  10%|#   | 45/450 [00:01<00:09]")
+    pump.feed("\rtrain_db: 100%|####| 450/450 [00:02<00:00]\r\ndone\r\n")
+    pump.close()
+    assert log.getvalue() == "building\ntrain_db: 100%|####| 450/450 [00:02<00:00]\ndone\n"
+    progress = json.loads((tmp_path / "progress.json").read_text())
+    assert (progress["done"], progress["total"]) == (450, 450)
