@@ -35,12 +35,10 @@ sys.path.insert(0, ROOT)
 
 from digits_gan_plugin import evaluation  # noqa: E402
 
-ENCODER_RECIPE = {"network": "network-mnist-encoder", "epochs": 20, "batch_size": 64, "seed": 0}
 MSE_TARGET = 0.046
 BASELINE_FRACTION = 0.5
 ACCURACY_TARGET = 0.90
 CPU_TARGET_S = 10 * 60
-QUICK_CLASSIFIER = evaluation.ClassifierSettings(epochs=1, width=8, feature_dim=32)
 
 
 def digits_gan(*args):
@@ -115,16 +113,16 @@ def main(argv=None):
     parser.add_argument("--gan-job", help="trained network-mnist job (default: train one with the recipe)")
     parser.add_argument("--dataset", help="MNIST dataset (default: the GAN job's, else build the embedded 5k)")
     parser.add_argument("--work", help="folder for the jobs (default: a new temp folder)")
-    parser.add_argument("--epochs", type=int, help=f"encoder epochs (default {ENCODER_RECIPE['epochs']})")
+    parser.add_argument("--epochs", type=int, help=f"encoder epochs (default {evaluation.MNIST_ENCODER_RECIPE['epochs']})")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 20 encoder steps (and a 20-step GAN), tiny classifier (figures meaningless)")
     args = parser.parse_args(argv)
 
-    recipe, gan_recipe, classifier = dict(ENCODER_RECIPE), dict(evaluation.MNIST_RECIPE), None
+    recipe, gan_recipe, classifier = dict(evaluation.MNIST_ENCODER_RECIPE), dict(evaluation.MNIST_RECIPE), None
     if args.quick:
         recipe.update(epochs=1, max_steps=20)
         gan_recipe.update(epochs=1, max_steps=20)
-        classifier = QUICK_CLASSIFIER
+        classifier = evaluation.QUICK_CLASSIFIER
     if args.epochs:
         recipe["epochs"] = args.epochs
     work = args.work or tempfile.mkdtemp(prefix="encoder-quality-")

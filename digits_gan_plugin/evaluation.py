@@ -41,6 +41,8 @@ MNIST_RECIPE = {
     "lr": 2e-4,
     "seed": 0,
 }
+# The encoder trained from a MNIST_RECIPE job's weights (benchmarks/encoder_quality.py).
+MNIST_ENCODER_RECIPE = {"network": "network-mnist-encoder", "epochs": 20, "batch_size": 64, "seed": 0}
 
 
 def recipe_train_args(recipe=None):
@@ -208,6 +210,8 @@ class ClassifierSettings:
 
 
 DEFAULT_CLASSIFIER = ClassifierSettings()
+# A judge that trains in seconds, for smoke runs (--quick); its figures mean little.
+QUICK_CLASSIFIER = ClassifierSettings(epochs=1, width=8, feature_dim=32)
 
 
 def cache_root():

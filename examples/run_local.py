@@ -57,8 +57,6 @@ from digits_gan_plugin.latent import format_vector  # noqa: E402
 
 DEFAULT_WORK = "digits-gan-walkthrough"
 
-# The encoder recipe of benchmarks/encoder_quality.py (the GAN's recipe is MNIST_RECIPE).
-MNIST_ENCODER_RECIPE = {"network": "network-mnist-encoder", "epochs": 20, "batch_size": 64, "seed": 0}
 # network-celebA.py's recommended recipe; --epochs overrides it.
 CELEBA_RECIPE = {"network": "network-celebA", "epochs": 20, "batch_size": 64, "solver": "adam", "lr": 2e-4,
                  "seed": 0}
@@ -69,7 +67,6 @@ ATTRIBUTE_EDITS = "Smiling=1.5 | Male=-1.5 | Eyeglasses=2 | Blond_Hair=1.5"
 # --quick: every stage, with step counts that only prove the pipeline works.
 QUICK_STEPS = 20
 QUICK_EVAL_SAMPLES = 200
-QUICK_CLASSIFIER = evaluation.ClassifierSettings(epochs=1, width=8, feature_dim=32)
 QUICK_CELEBA = {"max_images": 160, "size": 32, "batch_size": 16, "steps": 4}
 
 SWEEP_GIF = "animation.gif"
@@ -361,13 +358,13 @@ def strs(*items):
 def mnist_stages(w, args):
     work = w.work
     dataset, gan, encoder, digits = work / "mnist", work / "gan", work / "encoder", work / "digits"
-    recipe, encoder_recipe = dict(evaluation.MNIST_RECIPE), dict(MNIST_ENCODER_RECIPE)
+    recipe, encoder_recipe = dict(evaluation.MNIST_RECIPE), dict(evaluation.MNIST_ENCODER_RECIPE)
     if args.epochs:
         recipe["epochs"] = args.epochs
     samples, classifier = 10000, None
     if args.quick:
         recipe["max_steps"] = encoder_recipe["max_steps"] = QUICK_STEPS
-        samples, classifier = QUICK_EVAL_SAMPLES, QUICK_CLASSIFIER
+        samples, classifier = QUICK_EVAL_SAMPLES, evaluation.QUICK_CLASSIFIER
     encoded = result_dir(gan, "encoded-digits")
 
     def write_heldout_digits():

@@ -138,13 +138,13 @@ def test_attribute_errors_name_the_line_when_the_bulk_parse_cannot(tmp_path, edi
 
 def test_accurate_decode_option(tmp_path):
     write_celeba_dir(tmp_path / "src", COLOURS[:2])
-    fast = build(tmp_path, val_fraction=0.0)
-    assert fast["userdata"]["fast_decode"] is True
-    x_fast, _ = DatasetReader(tmp_path / "ds").read_all("train_db")
-    accurate = write_dataset(DataIngestion(source=str(tmp_path / "src"), val_fraction=0.0, fast_decode=False),
-                             tmp_path / "ds2", workers=1, progress=False)
+    accurate = build(tmp_path, val_fraction=0.0)
     assert accurate["userdata"]["fast_decode"] is False
-    x_accurate, _ = DatasetReader(tmp_path / "ds2").read_all("train_db")
+    x_accurate, _ = DatasetReader(tmp_path / "ds").read_all("train_db")
+    fast = write_dataset(DataIngestion(source=str(tmp_path / "src"), val_fraction=0.0, fast_decode=True),
+                         tmp_path / "ds2", workers=1, progress=False)
+    assert fast["userdata"]["fast_decode"] is True
+    x_fast, _ = DatasetReader(tmp_path / "ds2").read_all("train_db")
     assert np.abs(x_fast.astype(int) - x_accurate.astype(int)).mean() < 1.5
     for image, colour in zip(x_accurate, COLOURS):
         assert np.abs(image.astype(int) - colour).max() <= 4

@@ -112,7 +112,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
                help=f"share of the images put in val_db when there is no {PARTITION_FILE}"),
         Option("seed", int, 0, help="seed of the shuffle before the train/val split"),
         Option("strict", bool, False, help="stop at the first unreadable image instead of skipping it"),
-        Option("fast_decode", bool, True,
+        Option("fast_decode", bool, False,
                help="faster JPEG decoding (integer IDCT, plain chroma upsampling): 1-1.5 grey levels off on average"),
     ]
 
