@@ -196,7 +196,9 @@ class LatentBatch:
     animation frames (N for an animation) or None. sweep_axis: 0 when the sweep runs down
     the grid's columns, 1 when it runs along its rows, 'ring' for an analogy grid's
     border, None when there is nothing to animate. image_paths: the images to encode
-    (encode list), else None. params: JSON-serialisable record of the request, incl. seed.
+    (encode list), else None; image_labels: their int class ids for a conditional
+    encoder's generator (-1: inferred by the encoder), or None when no class is given.
+    params: JSON-serialisable record of the request, incl. seed.
     """
 
     vectors: np.ndarray = None
@@ -204,6 +206,7 @@ class LatentBatch:
     frames: int = None
     sweep_axis: object = None
     image_paths: list = None
+    image_labels: list = None
     params: dict = field(default_factory=dict)
 
     def __len__(self):
@@ -466,19 +469,21 @@ def attribute_edit(space, rng, attributes_file="", coefficients="", z="", steps=
 
 
 def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None):
-    """Image paths from a folder (sorted) or a CelebA list file, at most `max_count`.
+    """(image paths, labels) from a folder (sorted) or a CelebA list file, at most `max_count`.
 
-    A CelebA list (list_attr_celeba.txt, list_eval_partition.txt, or one name per line)
-    names an image first on each line; other lines (the header) are skipped. Names are
-    relative to `image_dir`, by default the list's folder.
+    A folder's images may sit in class sub-folders named 0, 1, ...: labels are then those
+    int class ids (-1 for images at the top level), else None. A CelebA list
+    (list_attr_celeba.txt, list_eval_partition.txt, or one name per line) names an image
+    first on each line; other lines (the header) are skipped. Names are relative to
+    `image_dir`, by default the list's folder.
     """
     if bool(folder) == bool(celeba_list):
         raise DataError("encode list needs exactly one of an image folder or a CelebA list")
+    labels = None
     if folder:
         if not os.path.isdir(folder):
             raise DataError(f"{folder}: image folder not found")
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-        paths = [os.path.join(folder, n) for n in names]
+        paths, labels = _folder_images(folder)
     else:
         image_dir = image_dir or os.path.dirname(os.path.abspath(celeba_list))
         try:
@@ -489,12 +494,29 @@ def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None):
         paths = [os.path.join(image_dir, n) for n in firsts if n.lower().endswith(IMAGE_EXTENSIONS)]
     if max_count:
         paths = paths[:int(max_count)]
+        labels = labels if labels is None else labels[:int(max_count)]
     if not paths:
         raise DataError(f"{folder or celeba_list}: no images found")
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise DataError(f"{missing[0]}: image not found ({len(missing)} of {len(paths)} missing)")
-    return paths
+    return paths, labels
+
+
+def _folder_images(folder):
+    """(sorted image paths, labels or None) of `folder` and its class sub-folders 0, 1, ..."""
+    def images_in(directory):
+        return [os.path.join(directory, n) for n in sorted(os.listdir(directory))
+                if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(directory, n))]
+
+    paths = images_in(folder)
+    labels = [-1] * len(paths)
+    classes = sorted((n for n in os.listdir(folder) if n.isdigit() and os.path.isdir(os.path.join(folder, n))), key=int)
+    for name in classes:
+        inside = images_in(os.path.join(folder, name))
+        paths += inside
+        labels += [int(name)] * len(inside)
+    return paths, (labels if classes else None)
 
 
 @register_task("encode-list", "Encode images", [
@@ -503,11 +525,23 @@ def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None):
            help="CelebA list (e.g. list_attr_celeba.txt) naming the images to encode"),
     Option("image_dir", str, "", kind="dir", help="folder of the CelebA list's images; empty: the list's folder"),
     Option("max_count", int, 100, min=1, help="encode at most this many images"),
+    Option("label", int, None, min=0, help="class given to a conditional encoder's generator for every image; "
+                                           "empty: the class sub-folder (0, 1, ...) if any, else inferred"),
 ])
-def encode_list(space, rng, folder="", celeba_list="", image_dir="", max_count=100):
-    """Images (a folder, or a CelebA list with a max count) to feed an encoder job."""
-    paths = list_images(folder, celeba_list, image_dir, max_count)
-    return LatentBatch(image_paths=paths, params={"count": len(paths)})
+def encode_list(space, rng, folder="", celeba_list="", image_dir="", max_count=100, label=None):
+    """Images (a folder, or a CelebA list with a max count) to feed an encoder job,
+    with the class for a conditional model's generator when one is given."""
+    paths, labels = list_images(folder, celeba_list, image_dir, max_count)
+    if label is not None:
+        if not space.conditional:
+            raise DataError(f"label {label}: the job's model is not conditional (it takes no class)")
+        space.one_hot(label)  # checks the class is in range
+        labels = [int(label)] * len(paths)
+    elif labels is not None and not space.conditional:
+        labels = None  # class sub-folders only organise the images of an unconditional model
+    elif labels is not None and max(labels) >= space.num_classes:
+        raise DataError(f"{folder}: class sub-folder {max(labels)}, expected 0..{space.num_classes - 1}")
+    return LatentBatch(image_paths=paths, image_labels=labels, params={"count": len(paths), "label": label})
 
 
 def _label_or_random(space, rng, label):

@@ -109,6 +109,14 @@ def test_infer_command_on_encode_list_and_labelled_datasets(mnist_jobs, tiny_mni
         np.testing.assert_array_equal(result["inputs"][..., 0], images[:4, ..., 0])
         assert "labels" not in result.files  # no labels: the encoder inferred every class
 
+    # --label gives every image's class to G (DIGITS' example hard-coded class 3).
+    labelled_ds = tmp_path / "labelled_ds"
+    assert main(["latent", "encode-list", "--job", str(mnist_jobs[2]), "--folder", str(folder), "--label", "3",
+                 "--out", str(labelled_ds), "--quiet"]) == 0
+    infer_command(mnist_jobs[2], dataset=labelled_ds)
+    with np.load(mnist_jobs[2] / "inference" / "labelled_ds" / "result.npz", allow_pickle=False) as result:
+        np.testing.assert_array_equal(result["classes"], [3, 3, 3, 3])
+
     # A dataset with class labels gives the class to G.
     out = tmp_path / "labelled.npz"
     infer_command(mnist_jobs[2], dataset=tiny_mnist_dataset, out=out)

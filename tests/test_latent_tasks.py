@@ -142,6 +142,25 @@ def test_encode_list_from_folder_and_celeba_list(tmp_path):
         run_task("encode-list", COND, seed=0, celeba_list=str(listing))
 
 
+def test_encode_list_class_sub_folders_and_given_label(tmp_path):
+    for name in ("1/b.png", "1/a.png", "3/c.png", "top.png", "notes/x.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    batch = run_task("encode-list", COND, seed=0, folder=str(tmp_path))
+    assert [p.split(str(tmp_path))[1] for p in batch.image_paths] == ["/top.png", "/1/a.png", "/1/b.png", "/3/c.png"]
+    assert batch.image_labels == [-1, 1, 1, 3]  # -1: the encoder infers the class
+    assert run_task("encode-list", COND, seed=0, folder=str(tmp_path), label=2).image_labels == [2] * 4
+    assert run_task("encode-list", UNCOND, seed=0, folder=str(tmp_path)).image_labels is None
+    with pytest.raises(DataError, match="class is 7"):
+        run_task("encode-list", COND, seed=0, folder=str(tmp_path), label=7)
+    with pytest.raises(DataError, match="not conditional"):
+        run_task("encode-list", UNCOND, seed=0, folder=str(tmp_path), label=1)
+    (tmp_path / "9").mkdir()
+    (tmp_path / "9" / "d.png").write_bytes(b"x")
+    with pytest.raises(DataError, match="class sub-folder 9, expected 0..3"):
+        run_task("encode-list", COND, seed=0, folder=str(tmp_path))
+
+
 def test_seed_is_recorded_and_reproduces_random_zs():
     first = run_task("style-sweep", COND, steps=3)
     seed = first.params["seed"]

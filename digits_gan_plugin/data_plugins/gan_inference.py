@@ -5,6 +5,8 @@ The task and its parameters are the options of `latent.TASKS` (one definition sh
 ``digits-gan latent``); z size, classes and image shape come from the trained job.
 """
 
+import numpy as np
+
 from .. import latent
 from ..digits_api import TEST_DB
 from ..errors import DataError
@@ -107,4 +109,5 @@ class DataIngestion(OptionsPlugin):
                             f"encode-list loads square images")
         image = load_square_image(batch.image_paths[entry], height, mode="L" if channels == 1 else "RGB",
                                   crop=self.crop)
-        return image.transpose(2, 0, 1), None
+        label = None if batch.image_labels is None else np.int64(batch.image_labels[entry])
+        return image.transpose(2, 0, 1), label
