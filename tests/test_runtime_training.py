@@ -281,10 +281,14 @@ def test_load_model_class_raises_typed_error(tmp_path):
         load_model_class(write_model(tmp_path, "def (\n"))
 
 
-def test_devices_above_one_and_bad_policy_options_are_clear_errors(dataset, tmp_path, capsys):
+def test_bad_devices_and_bad_policy_options_are_clear_errors(dataset, tmp_path, capsys):
     network = write_model(tmp_path, ONE_LOSS)
-    assert main(train_args(dataset, network, tmp_path / "a", "--devices", "2")) == 2
-    assert "not yet supported" in capsys.readouterr().err
+    assert main(train_args(dataset, network, tmp_path / "a", "--devices", "0")) == 2
+    assert "--devices: expected an integer >= 1 or device names, got 0" in capsys.readouterr().err
+    two_towers = "/device:CPU:0,/device:CPU:0"  # two towers on one device: no logical devices needed
+    assert main(train_args(dataset, network, tmp_path / "c", "--devices", two_towers, "--batch-size", "7")) == 2
+    assert "--batch-size 7 does not divide evenly across 2 devices" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
     assert main(train_args(dataset, network, tmp_path / "b", "--lr-policy", "step")) == 2
     assert "--gamma: required by --lr-policy step" in capsys.readouterr().err
 

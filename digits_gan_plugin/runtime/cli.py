@@ -22,7 +22,7 @@ def _register_train(subparsers):
     )
     parser.add_argument("--dataset", help="dataset directory (DIGITS layout); required unless --resume")
     parser.add_argument("--network", help="model file path or shipped name (see 'digits-gan models')")
-    parser.add_argument("--out", required=True, metavar="JOBDIR", help="job directory to write")
+    parser.add_argument("--out", metavar="JOBDIR", help="job directory to write (not needed by workers K > 0)")
     parser.add_argument("--epochs", type=int, help="epochs to train in total (default 10)")
     parser.add_argument("--batch-size", type=int, help="images per step (default 64)")
     parser.add_argument("--solver", choices=SOLVERS, help="default optimizer of every loss entry (default adam)")
@@ -43,7 +43,13 @@ def _register_train(subparsers):
     parser.add_argument("--summary-interval", type=int, metavar="STEPS",
                         help="write TensorBoard scalars every STEPS (default 50, at most once per epoch)")
     parser.add_argument("--seed", type=int, help="random seed (default: random, saved in config.json)")
-    parser.add_argument("--devices", type=int, help="number of devices (only 1 is supported yet)")
+    parser.add_argument("--devices", type=_devices,
+                        help="N (first N GPUs; without GPUs N logical CPU devices, for testing) or comma-separated "
+                             "device names: one tower per device, the batch split evenly (default 1)")
+    parser.add_argument("--cluster", metavar="FILE",
+                        help='multi-worker training: JSON {"worker": ["host:port", ...]}; worker 0 is the chief '
+                             "(also read from the TF_CONFIG environment variable); see docs/scaling.md")
+    parser.add_argument("--task", metavar="worker:K", help="this process's task in --cluster")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps in total")
     parser.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,10 +69,42 @@ def _int_list(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _devices(text):
+    return int(text) if text.strip().isdigit() else text
+
+
 def run_train(args):
+    from .cluster import read_cluster
+
+    cluster = read_cluster(args.cluster, args.task)
+    if cluster is None:
+        return _run_chief(args, None)
+    try:
+        return _run_chief(args, cluster) if cluster.is_chief else _run_worker(args, cluster)
+    except TrainingError as error:
+        # A session bound to a dead gRPC peer blocks on close, even at interpreter exit.
+        import os
+        import sys
+
+        print(f"digits-gan: error: {error}", file=sys.stderr, flush=True)
+        os._exit(2)
+
+
+def _run_worker(args, cluster):
+    from .cluster import run_worker
+
+    if args.dataset is None:
+        raise TrainingError(f"--dataset required on worker:{cluster.index} (its own copy of the dataset)")
+    run_worker(cluster, args.dataset, args.batch_size or 64, seed=args.seed, threads=args.threads)
+    return 0
+
+
+def _run_chief(args, cluster):
     from .jobdir import read_config
     from .trainer import TrainOptions, options_from_config, train
 
+    if not args.out:
+        raise TrainingError("--out required (except for workers K > 0 of a --cluster)")
     given = {name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None}
     if args.resume:
         options = options_from_config(read_config(args.out), **given)
@@ -75,7 +113,8 @@ def run_train(args):
         if missing:
             raise TrainingError(f"{' and '.join(missing)} required (unless --resume)")
         options = TrainOptions(**given)
-    result = train(options, args.out, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
+    result = train(options, args.out, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress,
+                   cluster=cluster)
     if args.dry_run:
         return 0
     if result.interrupted:

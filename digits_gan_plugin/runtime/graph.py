@@ -186,34 +186,43 @@ def active_at(entries, step):
 class UpdateOps:
     """One optimizer per loss entry and one grouped step op per set of active entries.
 
-    A step op waits for the gradients of all its entries (one forward pass), applies the
-    entries' updates one after another in list order, runs `extra_ops` (UPDATE_OPS) and
-    adds 1 to `global_step`.
+    `tower_entries[t]` are the LossEntry objects of train tower t (same names and order
+    in every tower; tower t was built on `devices[t]`). Each entry's gradients are
+    computed per tower on that tower's device (after the tower model's gradientUpdate
+    hook), averaged across towers on the first device and applied once. A step op waits
+    for the gradients of all its entries (one forward pass), applies the entries'
+    updates one after another in list order, runs `extra_ops` (UPDATE_OPS) and adds 1
+    to `global_step`.
     """
 
-    def __init__(self, entries, model, path, lr_scale, global_step, extra_ops):
+    def __init__(self, tower_entries, models, path, lr_scale, global_step, extra_ops, devices=(None,)):
         import tensorflow.compat.v1 as tf
 
-        self.entries = entries
+        self.entries = tower_entries[0]
         optimizers, gradients = [], []
-        for entry in entries:
+        for index, entry in enumerate(self.entries):
             optimizer = make_optimizer(
                 entry.solver, entry.learning_rate * lr_scale, name=f"{_op_name(entry.name)}_{entry.solver}",
                 solver_args=entry.solver_args,
             )
-            with model_code(path, f"computing the gradients of loss entry {entry.name!r}"):
-                # GATE_NONE: the step op below already orders the updates; per-op gating
-                # only serializes the backward pass (about 1.3x slower steps on 2 cores).
-                pairs = optimizer.compute_gradients(
-                    entry.loss, var_list=entry.variables, gate_gradients=tf.train.Optimizer.GATE_NONE
-                )
-                pairs = model.gradientUpdate([(g, v) for g, v in pairs if g is not None])
-            if not pairs:
-                raise ModelDefinitionError(f"{path}: loss entry {entry.name!r} depends on none of its 'vars'")
+            per_tower = []
+            for entries, model, device in zip(tower_entries, models, devices):
+                with tf.device(device), model_code(path, f"computing the gradients of loss entry {entry.name!r}"):
+                    # GATE_NONE: the step op below already orders the updates; per-op gating
+                    # only serializes the backward pass (about 1.3x slower steps on 2 cores).
+                    pairs = optimizer.compute_gradients(
+                        entries[index].loss, var_list=entries[index].variables,
+                        gate_gradients=tf.train.Optimizer.GATE_NONE,
+                    )
+                    pairs = model.gradientUpdate([(g, v) for g, v in pairs if g is not None])
+                if not pairs:
+                    raise ModelDefinitionError(f"{path}: loss entry {entry.name!r} depends on none of its 'vars'")
+                per_tower.append(pairs)
+            with tf.device(devices[0]):
+                gradients.append(average_gradients(per_tower))
             optimizers.append(optimizer)
-            gradients.append(pairs)
         self.step_ops = {}
-        for active in sorted(active_sets(entries)):
+        for active in sorted(active_sets(self.entries)):
             previous = [grad.op for index in active for grad, _ in gradients[index]]
             for index in active:
                 with tf.control_dependencies(previous):
@@ -226,6 +235,56 @@ class UpdateOps:
         """(active entry indices, step op) for global step `step`."""
         active = active_at(self.entries, step)
         return active, self.step_ops[active]
+
+
+def average_gradients(tower_pairs):
+    """Mean over towers of [(gradient, variable), ...] lists (one list per tower, the
+    same variables in the same order); a single tower's list is returned as is."""
+    import tensorflow.compat.v1 as tf
+
+    if len(tower_pairs) == 1:
+        return tower_pairs[0]
+    averaged = []
+    for pairs in zip(*tower_pairs):
+        variable = pairs[0][1]
+        if any(v is not variable for _, v in pairs):
+            raise ModelDefinitionError(f"towers disagree on the variables of a loss entry ({variable.op.name})")
+        grads = [tf.convert_to_tensor(g) for g, _ in pairs]  # IndexedSlices -> dense
+        averaged.append((tf.add_n(grads) / float(len(grads)), variable))
+    return averaged
+
+
+def build_train_towers(model_class, facts, inputs, devices, path, solver, learning_rate):
+    """One train tower per device: `inputs[t]` is the (x, y) batch slice of tower t,
+    built under `tf.device(devices[t])` and name scope 'train' (tower 0, whose summaries
+    and UPDATE_OPS the trainer uses) or 'train_t'. Variables are shared through the
+    caller's reuse scope and so created on the first device. Returns (models,
+    tower_entries); tower_entries[t] is tower t's LossEntry list."""
+    import tensorflow.compat.v1 as tf
+
+    models, tower_entries = [], []
+    for index, ((x, y), device) in enumerate(zip(inputs, devices)):
+        with tf.device(device):
+            model = build_tower(model_class, facts, x, y, "train" if index == 0 else f"train_{index}", ["loss"])
+        entries = loss_entries(model.loss, path, solver, learning_rate)
+        if tower_entries and [e.name for e in entries] != [e.name for e in tower_entries[0]]:
+            raise ModelDefinitionError(f"{path}: tower {index} returned loss entries {[e.name for e in entries]}, "
+                                       f"tower 0 {[e.name for e in tower_entries[0]]}")
+        models.append(model)
+        tower_entries.append(entries)
+    return models, tower_entries
+
+
+def mean_entries(tower_entries):
+    """Tower 0's LossEntry list with each loss replaced by its mean over the towers
+    (what the trainer reports)."""
+    import tensorflow.compat.v1 as tf
+    from dataclasses import replace
+
+    if len(tower_entries) == 1:
+        return tower_entries[0]
+    return [replace(entry, loss=tf.add_n([entries[i].loss for entries in tower_entries]) / float(len(tower_entries)))
+            for i, entry in enumerate(tower_entries[0])]
 
 
 def _op_name(name):

@@ -1,10 +1,14 @@
 """The training loop: dataset + model file -> job directory (see ``jobdir``).
 
 One step = one batch = one session call running the step op of the active loss
-entries (see ``graph.UpdateOps``). Per epoch: validation means, a fixed-seed sample
+entries (see ``graph.UpdateOps``). With several devices (``--devices``) or workers
+(``cluster``) the batch is split into one train tower per device / worker, whose
+gradients are averaged per entry; summaries, UPDATE_OPS (batch-norm statistics) and
+sample grids come from tower 0. Per epoch: validation means, a fixed-seed sample
 grid, a metrics.csv row, the loss curve, TensorBoard scalars and images. Checkpoints
 every ``snapshot_interval`` epochs, at the end, and on Ctrl-C.
 """
+import collections
 import math
 import os
 import sys
@@ -18,7 +22,8 @@ from ..errors import TrainingError
 from ..imaging import make_grid, save_png, to_uint8
 from . import jobdir
 from .charts import line_chart
-from .graph import UpdateOps, build_tower, loss_entries, model_facts, reuse_scope
+from . import cluster as clusters
+from .graph import UpdateOps, build_train_towers, build_tower, loss_entries, mean_entries, model_facts, reuse_scope
 from .model_files import load_model_class, resolve_network
 from .schedules import LearningRatePolicy, check_solver
 from .vectors import sample_grid_vectors
@@ -48,7 +53,7 @@ class TrainOptions:
     best_mode: str = "min"
     snapshot_interval: float = 1.0
     seed: int | None = None
-    devices: int = 1
+    devices: int | str | list = 1
     max_steps: int | None = None
     threads: int | None = None
     summary_interval: int = 50
@@ -56,7 +61,7 @@ class TrainOptions:
 
     def check(self):
         """Raise TrainingError naming the first invalid option."""
-        for name in ("epochs", "batch_size", "keep", "devices", "summary_interval"):
+        for name in ("epochs", "batch_size", "keep", "summary_interval"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise TrainingError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {value!r}")
@@ -68,8 +73,9 @@ class TrainOptions:
             raise TrainingError(f"--snapshot-interval: expected a number of epochs > 0, got {self.snapshot_interval}")
         if self.best_mode not in ("min", "max"):
             raise TrainingError(f"--best-mode: expected 'min' or 'max', got {self.best_mode!r}")
-        if self.devices > 1:
-            raise TrainingError(f"--devices {self.devices}: multi-device training is not yet supported (use 1)")
+        if not isinstance(self.devices, (int, str, list)) or self.devices in ("", []) or (
+                isinstance(self.devices, int) and self.devices < 1):
+            raise TrainingError(f"--devices: expected an integer >= 1 or device names, got {self.devices!r}")
         check_solver(self.solver)
 
     def lr_policy_for(self, total_steps):
@@ -101,21 +107,26 @@ def options_from_config(config, **overrides):
 class _Graph:
     """The training graph: data iterators, train/val/inference towers, update ops."""
 
-    def __init__(self, options, reader, model_class, facts, seed, data_seed):
+    def __init__(self, options, reader, model_class, facts, seed, data_seed, devices=(None,), cluster=None):
         import tensorflow.compat.v1 as tf
 
         self.graph = tf.Graph()
+        self.close_inputs = None
         with self.graph.as_default():
             tf.set_random_seed(seed)
             self.global_step = tf.train.get_or_create_global_step()
             self.lr_scale = tf.placeholder_with_default(tf.constant(1.0), [], name="lr_scale")
-            train_x, train_y, self.train_init = _iterator(reader, "train_db", options.batch_size, True, data_seed)
+            inputs = self._train_inputs(options, reader, devices, cluster, data_seed)
             with reuse_scope():
                 before = set(tf.global_variables())
                 updates_before = set(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
-                self.train_model = build_tower(model_class, facts, train_x, train_y, "train", ["loss"])
-                update_ops = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS) if op not in updates_before]
-                self.entries = loss_entries(self.train_model.loss, facts.network, options.solver, options.lr)
+                models, tower_entries = build_train_towers(model_class, facts, inputs, devices, facts.network,
+                                                           options.solver, options.lr)
+                self.train_model = models[0]
+                # only tower 0's UPDATE_OPS (e.g. batch-norm moving averages) run each step
+                update_ops = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+                              if op not in updates_before and op.name.startswith("train/")]
+                self.entries = mean_entries(tower_entries)
                 self.val_losses = None
                 if "val_db" in reader.stages and reader.count("val_db") > 0:
                     val_batch = min(options.batch_size, reader.count("val_db"))
@@ -132,14 +143,38 @@ class _Graph:
                     self.samples = inference.get("images") if isinstance(inference, dict) else inference
                 self.model_variables = [v for v in tf.global_variables() if v not in before]
             self.weights_saver = self._weights_saver(options.weights) if options.weights else None
-            self.updates = UpdateOps(self.entries, self.train_model, facts.network, self.lr_scale,
-                                     self.global_step, update_ops)
+            self.updates = UpdateOps(tower_entries, models, facts.network, self.lr_scale,
+                                     self.global_step, update_ops, devices)
             self.summary = tf.summary.merge(self.train_model.summaries) if self.train_model.summaries else None
             self.init = tf.global_variables_initializer()
             # relative paths in the state files: a job directory can be moved or copied
             self.saver = tf.train.Saver(max_to_keep=options.keep, save_relative_paths=True)
             self.best_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
         self.graph.finalize()
+
+    def _train_inputs(self, options, reader, devices, cluster, data_seed):
+        """[(x, y)] per train tower: slices of one batch (local devices) or a batch
+        dequeued from each worker's input queue (cluster; see ``cluster``)."""
+        import tensorflow.compat.v1 as tf
+
+        tower_batch = clusters.tower_batch_size(options.batch_size, len(devices), "workers" if cluster else "devices")
+        if cluster:
+            queues = [clusters.input_queue(reader, cluster, k, tower_batch) for k in range(cluster.count)]
+            self.train_init = tf.no_op()
+            self.close_inputs = tf.group(*[queue.close(cancel_pending_enqueues=True) for queue in queues])
+            self.queue_sizes = [queue.size() for queue in queues]
+            inputs = []
+            for queue, device in zip(queues, devices):
+                with tf.device(device):
+                    element = queue.dequeue()
+                inputs.append(tuple(element) if isinstance(element, (list, tuple)) else (element, None))
+            return inputs
+        train_x, train_y, self.train_init = _iterator(reader, "train_db", options.batch_size, True, data_seed)
+        if len(devices) == 1:
+            return [(train_x, train_y)]
+        xs = tf.split(train_x, len(devices))
+        ys = tf.split(train_y, len(devices)) if train_y is not None else [None] * len(devices)
+        return list(zip(xs, ys))
 
     def _weights_saver(self, source):
         """A Saver restoring every model variable whose name and shape match a variable
@@ -152,9 +187,10 @@ class _Graph:
                    if list(available.get(v.op.name, [None])) == v.shape.as_list()}
         if not matched:
             raise TrainingError(f"--weights {source}: no variable of the model matches {prefix} by name and shape")
-        missing = [v.op.name for v in self.model_variables if v.op.name not in matched]
+        missing = collections.Counter(v.op.name.split("/")[0] for v in self.model_variables if v.op.name not in matched)
+        unmatched = ", ".join(f"{count} under {scope}/" for scope, count in sorted(missing.items()))
         print(f"--weights: initializing {len(matched)} of {len(self.model_variables)} model variables "
-              f"from {prefix}" + (f"; not matched: {', '.join(missing)}" if missing else ""), file=sys.stderr)
+              f"from {prefix}" + (f"; not matched (they start fresh): {unmatched}" if missing else ""), file=sys.stderr)
         return tf.train.Saver(var_list=matched)
 
 
@@ -170,12 +206,15 @@ def _iterator(reader, stage, batch_size, train, seed):
     return x, y, iterator.initializer
 
 
-def train(options, out, resume=False, dry_run=False, progress=True, step_callback=None):
+def train(options, out, resume=False, dry_run=False, progress=True, step_callback=None, cluster=None):
     """Train `options.network` on `options.dataset` into job directory `out`.
 
     resume: continue from the last checkpoint of `out` (its config.json wins except for
     the options passed explicitly by the caller). step_callback(step) is called after
-    every step with the number of batches trained. Returns a TrainResult; a Ctrl-C
+    every step with the number of batches trained. cluster: a ``cluster.ClusterTask``
+    of the chief (worker 0): the towers run on the workers, which must run
+    ``cluster.run_worker``; a worker that stops responding raises TrainingError (after
+    which the session is left open: closing it would wait on the dead peer). Returns a TrainResult; a Ctrl-C
     writes a checkpoint and returns with interrupted=True. Raises TrainingError (bad
     options, NaN/Inf loss), ModelDefinitionError, DataError.
     """
@@ -203,7 +242,14 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
                   total_steps=total_steps, dataset=os.path.abspath(options.dataset))
     start_checkpoint = jobdir.find_checkpoint(paths.checkpoints) if resume else None
     start_step = _checkpoint_step(start_checkpoint)
-    built = _Graph(options, reader, model_class, facts, options.seed, options.seed + start_step)
+    if cluster:
+        devices = [cluster.device(k) for k in range(cluster.count)]
+        config["cluster"] = {"worker": cluster.workers}
+    else:
+        devices = clusters.local_devices(options.devices)
+    config["devices"] = devices
+    placement = devices if len(devices) > 1 else (None,)  # one device: TensorFlow's default placement
+    built = _Graph(options, reader, model_class, facts, options.seed, options.seed + start_step, placement, cluster)
     config["loss_entries"] = [entry.name for entry in built.entries]
     if dry_run:
         import json
@@ -213,7 +259,8 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
     config["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     jobdir.write_json_atomic(paths.config, config)
     jobdir.write_text_atomic(paths.network, network.read_text(encoding="utf-8"))
-    return _Loop(options, config, paths, reader, built, facts, policy, progress, step_callback).run(start_checkpoint)
+    loop = _Loop(options, config, paths, reader, built, facts, policy, progress, step_callback)
+    return loop.run(start_checkpoint, cluster)
 
 
 def _checkpoint_step(prefix):
@@ -235,32 +282,62 @@ class _Loop:
         self.names = [entry.name for entry in built.entries]
         self.rows = jobdir.read_metrics(paths.metrics)
         self.last_checkpoint = None
+        self.current_step = 0
         self.best_value = self._read_best()
         if facts.inference_input == "z":
             self.grid_vectors, self.grid_shape = sample_grid_vectors(facts, options.seed)
 
     # ------------------------------------------------------------------ session
-    def run(self, start_checkpoint):
+    def run(self, start_checkpoint, cluster=None):
         import tensorflow.compat.v1 as tf
 
         threads = self.options.threads or default_threads()
-        session_config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
-        with tf.Session(graph=self.built.graph, config=session_config) as self.session:
-            self.session.run(self.built.init)
-            if start_checkpoint:
-                self.built.saver.restore(self.session, start_checkpoint)
-                self.last_checkpoint = start_checkpoint
-                # so that --keep also prunes the checkpoints of earlier runs
-                state = tf.train.get_checkpoint_state(str(self.paths.checkpoints))
-                self.built.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
-            elif self.built.weights_saver:
-                self.built.weights_saver.restore(self.session, self.built.weights_checkpoint)
-            self.session.run(self.built.train_init)
-            self.writer = tf.summary.FileWriter(str(self.paths.events), self.built.graph if not start_checkpoint else None)
-            try:
-                return self._train(int(self.session.run(self.built.global_step)))
-            finally:
-                self.writer.close()
+        if cluster is None:
+            session_config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads,
+                                            allow_soft_placement=True)  # CPU-only ops inside a GPU tower
+            with tf.Session(graph=self.built.graph, config=session_config) as self.session:
+                return self._run_session(start_checkpoint)
+        server = clusters.start_server(cluster, threads)
+        session_config = tf.ConfigProto(operation_timeout_in_ms=clusters.OPERATION_TIMEOUT_MS,
+                                        allow_soft_placement=True)
+        print(f"{cluster.describe(0)}: chief of {cluster.count} workers; waiting for all of them", file=sys.stderr)
+        self.session = tf.Session(server.target, graph=self.built.graph, config=session_config)
+        feeder = clusters.Feeder(self.reader, cluster, self.options.batch_size // cluster.count, self.options.seed,
+                                 server.target, threads, probe_chief=False)
+        feeder.run_in_thread()
+        clusters.wait_for_workers(self.session, self.built.queue_sizes, cluster)
+        try:
+            with self.built.graph.as_default():
+                result = self._run_session(start_checkpoint)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                tf.errors.CancelledError, tf.errors.OutOfRangeError) as error:
+            if feeder.error is not None:
+                raise feeder.error
+            raise TrainingError(f"{clusters.failed_worker(error, cluster, self.current_step)}; training stopped, "
+                                f"last checkpoint kept: {self.last_checkpoint or 'none'} (restart all workers, "
+                                f"the chief with --resume)") from None
+        self.session.run(self.built.close_inputs)
+        self.session.close()
+        return result
+
+    def _run_session(self, start_checkpoint):
+        import tensorflow.compat.v1 as tf
+
+        self.session.run(self.built.init)
+        if start_checkpoint:
+            self.built.saver.restore(self.session, start_checkpoint)
+            self.last_checkpoint = start_checkpoint
+            # so that --keep also prunes the checkpoints of earlier runs
+            state = tf.train.get_checkpoint_state(str(self.paths.checkpoints))
+            self.built.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        elif self.built.weights_saver:
+            self.built.weights_saver.restore(self.session, self.built.weights_checkpoint)
+        self.session.run(self.built.train_init)
+        self.writer = tf.summary.FileWriter(str(self.paths.events), self.built.graph if not start_checkpoint else None)
+        try:
+            return self._train(int(self.session.run(self.built.global_step)))
+        finally:
+            self.writer.close()
 
     # ------------------------------------------------------------------ loop
     def _train(self, step):
@@ -298,6 +375,7 @@ class _Loop:
         feed_lr = self.policy.policy != "fixed"
         started, first_step = time.perf_counter(), step
         while step < epoch_end:
+            self.current_step = step
             active, op = built.updates.op_at(step)
             fetches = [op, [entries[i].loss for i in active]]
             summarize = (step + 1) % self.summary_interval == 0

@@ -1,0 +1,338 @@
+"""Devices and clusters: ``--devices`` resolution and multi-worker training.
+
+Multi-worker design (in-graph replication, one synchronous session): the chief
+(worker:0) builds ONE graph with a train tower per worker device
+``/job:worker/task:K`` and runs every step itself, exactly like multi-device training
+(gradients averaged per loss entry, applied once on the chief's variables). Each
+process, chief included, reads its own shard of train_db (items i with i % W == K,
+shuffled per worker) and feeds it into a FIFOQueue on its own device, shared by name
+with the chief's graph; tower K dequeues from it, so images never cross the network.
+The chief closes the queues when training ends, which stops the workers. A dead
+worker fails the chief's step (gRPC Unavailable, or the session's operation timeout);
+a dead chief is noticed by the workers when their queue stays full and a probe op on
+the chief fails.
+"""
+import json
+import os
+import re
+import sys
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TrainingError
+
+QUEUE_CAPACITY = 4
+OPERATION_TIMEOUT_MS = 60000  # chief: a step (or epoch-end call) waiting this long on a worker fails
+FEED_TIMEOUT_MS = 5000
+STARTUP_TIMEOUT_S = 300  # a full queue for this long makes a worker probe the chief
+TRACE_ENV = "DIGITS_GAN_TRACE_ITEMS"  # directory: each process appends the item indices it feeds
+
+
+def local_devices(spec):
+    """Device names for `--devices`: an int N (the first N GPUs; on a machine without
+    GPUs, N logical CPU devices, useful for testing only), a comma-separated string of
+    names ('/device:GPU:0,/device:GPU:1') or a list of names. Logical CPU devices
+    named in the spec are created; that must happen before TensorFlow initializes its
+    devices (TrainingError otherwise)."""
+    import tensorflow as tf
+
+    if isinstance(spec, str):
+        spec = int(spec) if spec.strip().isdigit() else [name.strip() for name in spec.split(",") if name.strip()]
+    if isinstance(spec, int):
+        if spec < 1:
+            raise TrainingError(f"--devices {spec}: expected an integer >= 1 or device names")
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            if spec > len(gpus):
+                raise TrainingError(f"--devices {spec}: only {len(gpus)} GPU(s) visible")
+            return [f"/device:GPU:{index}" for index in range(spec)]
+        names = [f"/device:CPU:{index}" for index in range(spec)]
+    else:
+        names = list(spec)
+    if any("/job:" in name for name in names):
+        raise TrainingError(f"--devices {','.join(names)}: cluster devices (recorded by a --cluster job); "
+                            "resume with the same --cluster, or pass --devices")
+    cpu_indices = [int(m.group(1)) for m in (re.fullmatch(r"/device:CPU:(\d+)", n, re.I) for n in names) if m]
+    if cpu_indices and max(cpu_indices) > 0:
+        _ensure_logical_cpus(max(cpu_indices) + 1)
+    return names
+
+
+def _ensure_logical_cpus(count):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    existing = tf.config.get_logical_device_configuration(cpu)
+    if existing and len(existing) >= count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        raise TrainingError(
+            f"cannot create {count} logical CPU devices: TensorFlow already initialized its devices in this process"
+        ) from None
+
+
+@dataclass
+class ClusterTask:
+    """This process's place in a cluster of W workers; worker 0 is the chief."""
+
+    workers: list  # "host:port" of worker 0..W-1
+    index: int
+
+    @property
+    def count(self):
+        return len(self.workers)
+
+    @property
+    def is_chief(self):
+        return self.index == 0
+
+    def device(self, index):
+        return f"/job:worker/task:{index}"
+
+    def describe(self, index):
+        return f"worker:{index} ({self.workers[index]})"
+
+    def spec(self):
+        import tensorflow.compat.v1 as tf
+
+        return tf.train.ClusterSpec({"worker": self.workers})
+
+
+def read_cluster(cluster_file=None, task=None, environ=os.environ):
+    """ClusterTask from `--cluster FILE --task worker:K`, or from the TF_CONFIG
+    environment variable ({"cluster": {"worker": [...]}, "task": {"type": "worker",
+    "index": K}}); None when neither is given. FILE holds {"worker": ["host:port", ...]}
+    (or the TF_CONFIG form)."""
+    if cluster_file is None and task is None and not environ.get("TF_CONFIG"):
+        return None
+    if cluster_file is not None:
+        where = str(cluster_file)
+        try:
+            with open(cluster_file, encoding="utf-8") as stream:
+                data = json.load(stream)
+        except (OSError, ValueError) as error:
+            raise TrainingError(f"--cluster {cluster_file}: cannot read JSON ({error})") from None
+        data = data.get("cluster", data)
+        if task is None:
+            raise TrainingError("--cluster requires --task worker:K")
+    else:
+        where = "TF_CONFIG"
+        try:
+            config = json.loads(environ.get("TF_CONFIG", ""))
+            data = config["cluster"]
+            task = task or f"{config['task']['type']}:{config['task']['index']}"
+        except (ValueError, KeyError, TypeError):
+            raise TrainingError('TF_CONFIG: expected {"cluster": {"worker": [...]}, '
+                                '"task": {"type": "worker", "index": K}}') from None
+    workers = data.get("worker") if isinstance(data, dict) else None
+    if set(data) != {"worker"} or not isinstance(workers, list) or not workers \
+            or not all(isinstance(w, str) and ":" in w for w in workers):
+        raise TrainingError(f'{where}: expected exactly one job, {{"worker": ["host:port", ...]}} '
+                            "(worker 0 is the chief)")
+    match = re.fullmatch(r"worker:(\d+)", str(task))
+    if not match or int(match.group(1)) >= len(workers):
+        raise TrainingError(f"--task {task}: expected worker:K with K in 0..{len(workers) - 1}")
+    return ClusterTask(workers, int(match.group(1)))
+
+
+def start_server(task, threads):
+    import tensorflow.compat.v1 as tf
+
+    config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+    return tf.train.Server(task.spec(), job_name="worker", task_index=task.index, config=config)
+
+
+def input_queue(reader, task, index, tower_batch):
+    """The FIFOQueue on worker `index` holding (x float32 B,H,W,C, y...) batches of its
+    shard; the same shared resource in the worker's and the chief's graphs."""
+    import tensorflow.compat.v1 as tf
+
+    channels, height, width = reader.meta["stages"]["train_db"]["feature_shape"]
+    dtypes, shapes = [tf.float32], [[tower_batch, height, width, channels]]
+    label_shape = reader.label_shape("train_db")
+    if label_shape is not None:
+        dtypes.append(tf.int64 if label_shape == [] else tf.float32)
+        shapes.append([tower_batch] + list(label_shape))
+    with tf.device(task.device(index)):
+        return tf.FIFOQueue(QUEUE_CAPACITY, dtypes, shapes=shapes, shared_name=f"digits_gan_input_{index}",
+                            name=f"input_{index}")
+
+
+def read_shard(reader, stage, index, count):
+    """(items int64, x N,H,W,C, y or None): the items i % count == index of `stage`,
+    decoded into memory once (an LMDB environment may be open only once per process,
+    and the chief's main thread reads the same dataset)."""
+    items = np.arange(index, reader.count(stage), count, dtype=np.int64)
+    if len(items) == 0:
+        raise TrainingError(f"{reader.dataset_dir}: {stage} has no items for worker {index} of {count}")
+    array_labels = reader.label_shape(stage) not in (None, [])
+    envs = (reader._open(stage, "features"), reader._open(stage, "labels") if array_labels else None)
+    try:
+        x, y = reader._read_keys(stage, items, envs)
+    finally:
+        for env in envs:
+            if env is not None:
+                env.close()
+    return items, x, y
+
+
+def shard_batches(shard, batch_size, seed):
+    """Endless (indices int64 B, x, y) batches of a read_shard() result, reshuffled
+    every pass by a generator seeded with `seed`; passes run into each other so a
+    shard smaller than a batch still gives full batches."""
+    items, x, y = shard
+    rng = np.random.default_rng(seed)
+    pending = np.empty(0, np.int64)
+    while True:
+        while len(pending) < batch_size:
+            pending = np.concatenate([pending, rng.permutation(len(items))])
+        batch, pending = pending[:batch_size], pending[batch_size:]
+        yield items[batch], x[batch], (None if y is None else y[batch])
+
+
+class Feeder:
+    """Feeds one worker's shard into its input queue until the chief closes it.
+
+    run() returns normally when the queue is closed (training over) and raises
+    TrainingError when the chief stops responding (only when `probe` is given)."""
+
+    def __init__(self, reader, task, tower_batch, seed, target, threads, probe_chief):
+        import tensorflow.compat.v1 as tf
+
+        self.task, self.tower_batch = task, tower_batch
+        self.seed = None if seed is None else seed + task.index
+        self.shard = read_shard(reader, "train_db", task.index, task.count)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            queue = input_queue(reader, task, task.index, tower_batch)
+            dtypes, shapes = queue.dtypes, queue.shapes
+            with tf.device(task.device(task.index)):
+                self.inputs = [tf.placeholder(d, s) for d, s in zip(dtypes, shapes)]
+                self.enqueue = queue.enqueue(self.inputs)
+            self.probe = None
+            if probe_chief:
+                with tf.device(task.device(0)):
+                    self.probe = tf.random.uniform([])  # stateful: runs on the chief, not folded away
+        devices = [task.device(task.index)] + ([task.device(0)] if probe_chief else [])
+        config = tf.ConfigProto(device_filters=devices, intra_op_parallelism_threads=threads,
+                                inter_op_parallelism_threads=threads)
+        self.session = tf.Session(target, graph=self.graph, config=config)
+        self.fed = 0
+        self.error = None
+
+    def run(self):
+        import tensorflow.compat.v1 as tf
+
+        trace = _trace_file(self.task)
+        options = tf.RunOptions(timeout_in_ms=FEED_TIMEOUT_MS)
+        try:
+            for indices, x, y in shard_batches(self.shard, self.tower_batch, self.seed):
+                feed = dict(zip(self.inputs, [x.astype(np.float32)] + ([] if y is None else [y])))
+                while True:
+                    try:
+                        self.session.run(self.enqueue, feed, options=options)
+                        break
+                    except tf.errors.DeadlineExceededError:
+                        self._check_chief()
+                if trace:
+                    trace.write(" ".join(map(str, indices)) + "\n")
+                    trace.flush()
+                self.fed += 1
+        except (tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.OutOfRangeError):
+            return self.fed  # the chief closed the queue: training is over
+        except tf.errors.UnavailableError:
+            raise TrainingError(f"{self.task.describe(self.task.index)}: the chief "
+                                f"{self.task.describe(0)} stopped responding; stopping") from None
+        finally:
+            if trace:
+                trace.close()
+
+    def run_in_thread(self):
+        """Run in a daemon thread (the chief's own shard); errors land in .error."""
+        def target():
+            try:
+                self.run()
+            except BaseException as error:  # reported by the chief's loop
+                self.error = error
+
+        thread = threading.Thread(target=target, name="digits-gan-feeder", daemon=True)
+        thread.start()
+        return thread
+
+    def _check_chief(self):
+        import tensorflow.compat.v1 as tf
+
+        if self.probe is None:
+            return
+        try:
+            self.session.run(self.probe, options=tf.RunOptions(timeout_in_ms=FEED_TIMEOUT_MS))
+        except tf.errors.OpError:
+            raise TrainingError(f"{self.task.describe(self.task.index)}: the chief {self.task.describe(0)} "
+                                f"stopped responding; stopping") from None
+
+
+def _trace_file(task):
+    folder = os.environ.get(TRACE_ENV)
+    if not folder:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    return open(os.path.join(folder, f"items-worker-{task.index}.txt"), "a", encoding="utf-8")
+
+
+def tower_batch_size(batch_size, towers, what="devices"):
+    """Images per tower; TrainingError when `batch_size` does not divide evenly."""
+    if batch_size % towers:
+        raise TrainingError(f"--batch-size {batch_size} does not divide evenly across {towers} {what}")
+    return batch_size // towers
+
+
+def run_worker(task, dataset, batch_size, seed=None, threads=None):
+    """Serve as worker `task.index` (> 0): start this task's gRPC server, feed this
+    worker's shard of `dataset` until the chief closes the queue. Writes nothing but
+    messages on stderr. Returns the number of batches fed."""
+    from ..dataset_io import DatasetReader
+
+    reader = DatasetReader(dataset)
+    tower_batch = tower_batch_size(batch_size, task.count, "workers")
+    threads = threads or len(os.sched_getaffinity(0))
+    server = start_server(task, threads)
+    print(f"{task.describe(task.index)}: serving; feeding shard {task.index} of {task.count} "
+          f"({tower_batch} images per step) once the chief {task.describe(0)} is up", file=sys.stderr)
+    feeder = Feeder(reader, task, tower_batch, seed, server.target, threads, probe_chief=True)
+    fed = feeder.run()
+    print(f"{task.describe(task.index)}: the chief finished training; fed {fed} batches", file=sys.stderr)
+    return fed
+
+
+def wait_for_workers(session, queue_sizes, task, timeout_s=STARTUP_TIMEOUT_S):
+    """Block until every worker has fed its first batch. A worker's feeding session
+    only starts once it reached the chief, so after this every worker <-> chief gRPC
+    channel is up (a step sent earlier can fail on a channel still backing off)."""
+    import time
+
+    import tensorflow.compat.v1 as tf
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sizes = session.run(queue_sizes)
+            if min(sizes) > 0:
+                return
+            waiting = [task.describe(k) for k, size in enumerate(sizes) if size == 0]
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+            waiting = [str(error).split("\n")[0]]
+        if time.monotonic() > deadline:
+            raise TrainingError(f"{task.describe(0)}: no first batch after {timeout_s} s from {', '.join(waiting)}")
+        time.sleep(0.5)
+
+
+def failed_worker(error, task, step):
+    """A one-line message naming the worker a TF error came from."""
+    match = re.search(r"/job:worker/replica:\d+/task:(\d+)", str(error))
+    who = task.describe(int(match.group(1))) if match and int(match.group(1)) < task.count else "a worker"
+    detail = " ".join(str(error.message if hasattr(error, "message") else error).split())[:300]
+    return f"{who} stopped responding at step {step} ({type(error).__name__}: {detail})"
