@@ -54,6 +54,7 @@ from digits_gan_plugin.dataset_io import DatasetReader  # noqa: E402
 from digits_gan_plugin.errors import DigitsGanError  # noqa: E402
 from digits_gan_plugin.imaging import save_gif, save_png  # noqa: E402
 from digits_gan_plugin.latent import format_vector  # noqa: E402
+from digits_gan_plugin.runtime.jobdir import write_json_atomic  # noqa: E402
 
 DEFAULT_WORK = "digits-gan-walkthrough"
 
@@ -140,7 +141,7 @@ class Walkthrough:
             self._print(stage.label, "reused", stage.figure())
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(marker_path, dict(wanted, finished=None))
+        write_json_atomic(marker_path, dict(wanted, finished=None))
         self._stage_commands = []
         started = time.perf_counter()
         try:
@@ -151,7 +152,7 @@ class Walkthrough:
         self.total += seconds
         self.stamps[stage.key] = time.time()
         self.commands.append((stage.label, self._stage_commands))
-        _write_json(marker_path, dict(wanted, finished=self.stamps[stage.key], seconds=round(seconds, 1),
+        write_json_atomic(marker_path, dict(wanted, finished=self.stamps[stage.key], seconds=round(seconds, 1),
                                       commands=self._stage_commands))
         self._print(stage.label, f"{seconds:.0f} s", stage.figure())
 
@@ -175,12 +176,6 @@ def _read_json(path):
             return json.load(handle)
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path, data):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def job_finished(job):
