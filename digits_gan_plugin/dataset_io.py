@@ -602,6 +602,18 @@ class DatasetReader:
             raise DataError(f"{self.dataset_dir}/{stage}: dataset.json says {count} entries, LMDB has {read}")
         return x, y
 
+    def read_items(self, stage, indices):
+        """The entries at `indices` (item numbers, any order) of a stage, read straight
+        from LMDB: (x N,H,W,C, y or None) as in read_all."""
+        array_labels = self.label_shape(stage) not in (None, [])
+        envs = (self._open(stage, FEATURES_DB), self._open(stage, LABELS_DB) if array_labels else None)
+        try:
+            return self._read_keys(stage, indices, envs)
+        finally:
+            for env in envs:
+                if env is not None:
+                    env.close()
+
     def _read_keys(self, stage, indices, envs):
         """Decode the entries at `indices` straight from LMDB."""
         x, y = self._empty_arrays(stage, len(indices))

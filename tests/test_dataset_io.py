@@ -152,6 +152,9 @@ def test_array_labels_go_to_labels_lmdb_with_same_keys(tmp_path):
     assert x.shape == (6, 3, 3, 1) and x[4, 1, 1, 0] == 40
     assert y.shape == (6, 1, 1, 5) and y.dtype == np.float32
     np.testing.assert_array_equal(y[:, 0, 0].argmax(axis=1), np.arange(6) % 5)
+    x_some, y_some = DatasetReader(tmp_path / "ds").read_items("train_db", [5, 1, 3])
+    np.testing.assert_array_equal(x_some, x[[5, 1, 3]])
+    np.testing.assert_array_equal(y_some, y[[5, 1, 3]])
 
 
 def test_float_features_use_float_data(tmp_path):

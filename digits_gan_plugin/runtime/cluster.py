@@ -169,14 +169,7 @@ def read_shard(reader, stage, index, count):
     items = np.arange(index, reader.count(stage), count, dtype=np.int64)
     if len(items) == 0:
         raise TrainingError(f"{reader.dataset_dir}: {stage} has no items for worker {index} of {count}")
-    array_labels = reader.label_shape(stage) not in (None, [])
-    envs = (reader._open(stage, "features"), reader._open(stage, "labels") if array_labels else None)
-    try:
-        x, y = reader._read_keys(stage, items, envs)
-    finally:
-        for env in envs:
-            if env is not None:
-                env.close()
+    x, y = reader.read_items(stage, items)
     return items, x, y
 
 
