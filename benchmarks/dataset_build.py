@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from digits_gan_plugin.data_plugins import celeba, mnist
-from digits_gan_plugin.dataset_io import default_workers, write_dataset
+from digits_gan_plugin.dataset_io import usable_cores, write_dataset
 
 WIDTH, HEIGHT = 178, 218
 ATTRIBUTES = 40
@@ -129,12 +129,12 @@ def main(argv=None):
     parser.add_argument("--count", "--images", dest="count", type=int, default=10_000,
                         help="number of CelebA-style images (default 10,000)")
     parser.add_argument("--quick", action="store_true", help="500 images (smoke test)")
-    parser.add_argument("--workers", type=int, default=default_workers(), help="build processes (default: cores)")
+    parser.add_argument("--workers", type=int, default=usable_cores(), help="build processes (default: cores)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "digits-gan-bench"),
                         help="where the generated source images are kept between runs")
     args = parser.parse_args(argv)
     count = 500 if args.quick else args.count
-    cores = default_workers()
+    cores = usable_cores()
 
     source = os.path.join(args.workdir, f"celeba-{count}")
     start = time.perf_counter()

@@ -18,7 +18,6 @@ first N images as TensorBoard projector files: ``vectors.tsv`` (N rows of z_dim 
 ``projector_config.pbtxt``; view with ``tensorboard --logdir <that folder>`` (Projector
 tab), or load the two .tsv files at projector.tensorflow.org.
 """
-import os
 import shutil
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset_io import DatasetReader, move_into_place
 from .errors import DataError
 
 DEFAULT_FILENAME = "attribute_vectors.npz"
@@ -110,7 +110,6 @@ def encode_dataset(encoder_job, dataset_dir, max_images=None, batch_size=256, ch
     with the encoder job -> (z float32 N x z_dim, labels float32 N x K, names K str)."""
     from tqdm import tqdm
 
-    from .dataset_io import DatasetReader
     from .runtime.inference import load_generator
 
     reader = DatasetReader(dataset_dir)
@@ -150,9 +149,7 @@ def write_projector(folder, z, labels, names):
         (staging / "projector_config.pbtxt").write_text(
             'embeddings {\n  tensor_name: "encoded_z"\n  tensor_path: "vectors.tsv"\n'
             '  metadata_path: "metadata.tsv"\n}\n', encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.rename(staging, folder)
+        move_into_place(str(staging), str(folder))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -380,7 +380,10 @@ def _check_out_dir(out_dir, overwrite):
         raise DataError(f"{out_dir}: directory exists and is not empty (use overwrite to replace it)")
 
 
-def _move_into_place(tmp_dir, out_dir):
+def move_into_place(tmp_dir, out_dir):
+    """Rename the finished folder `tmp_dir` to `out_dir` (same parent), replacing an
+    existing `out_dir`: it is moved aside first and removed only once the new one is in
+    place."""
     if not os.path.isdir(out_dir):
         os.rename(tmp_dir, out_dir)
         return
@@ -394,7 +397,7 @@ def _move_into_place(tmp_dir, out_dir):
     shutil.rmtree(old_dir, ignore_errors=True)
 
 
-def default_workers():
+def usable_cores():
     """Number of CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -423,7 +426,7 @@ def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, ext
     encoding = None if encoding == "none" else encoding
     out_dir = os.path.abspath(os.fspath(out_dir))
     _check_out_dir(out_dir, overwrite)
-    workers = default_workers() if workers is None else int(workers)
+    workers = usable_cores() if workers is None else int(workers)
     if "tensorflow" in sys.modules:
         workers = 1  # forking a process whose TensorFlow runtime has started threads can deadlock
     requested = list(stages) if stages is not None else list(STAGES)
@@ -467,7 +470,7 @@ def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, ext
         meta.update(extra_meta or {})
         with open(os.path.join(tmp_dir, META_FILE), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2, default=str)
-        _move_into_place(tmp_dir, out_dir)
+        move_into_place(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -19,6 +19,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+from .dataset_io import move_into_place
 from .errors import DataError
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .latent import TASKS, format_vector
@@ -183,13 +184,7 @@ def write_gallery(job_dir, progress=True):
         page = _page(os.path.basename(os.path.abspath(job_dir)), sections, job_figures)
         with open(os.path.join(staging, "index.html"), "w", encoding="utf-8") as handle:
             handle.write(page)
-        old = None
-        if os.path.exists(target):
-            old = tempfile.mkdtemp(prefix=".gallery-old.", dir=job_dir)
-            os.replace(target, os.path.join(old, "gallery"))
-        os.replace(staging, target)
-        if old:
-            shutil.rmtree(old)
+        move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -9,9 +9,6 @@ from . import options as plugin_options
 from .data_plugins.gan_inference import DataIngestion as GanInference
 from .digits_api import TEST_DB
 
-_COMMON = ("job", "seed")
-
-
 def cmd_tasks(args):
     for task in latent.TASKS.values():
         print(f"{task.name:12s} {task.description}")
@@ -42,10 +39,6 @@ def cmd_gallery(args):
     return 0
 
 
-def _job_options():
-    return [option for option in GanInference.OPTIONS if option.name in _COMMON]
-
-
 def register(subparsers):
     parser = subparsers.add_parser("latent", help="build an inference dataset that walks a GAN's latent space",
                                    description="Build a DIGITS inference dataset (test_db) of z vectors for a "
@@ -54,10 +47,7 @@ def register(subparsers):
     tasks.add_parser("tasks", help="list the tasks").set_defaults(func=cmd_tasks)
     for task in latent.TASKS.values():
         task_parser = tasks.add_parser(task.name, help=task.description, description=task.func.__doc__)
-        options = _job_options() + list(task.options)
-        if task.name == "encode-list":
-            options += [option for option in GanInference.OPTIONS if option.name == "crop"]
-        plugin_options.add_to_argparse(task_parser, options)
+        plugin_options.add_to_argparse(task_parser, GanInference.task_command_options(task.name))
         task_parser.add_argument("--out", required=True, metavar="DIR", help="inference dataset directory to create")
         task_parser.add_argument("--workers", type=int, default=1, help="encoding processes (default: 1)")
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")

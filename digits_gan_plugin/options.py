@@ -107,6 +107,21 @@ def add_to_argparse(parser, options):
     return parser
 
 
+def to_cli_args(options, values):
+    """The flags of add_to_argparse that give `values` ({name: value}; names missing,
+    None or '' are left out: their defaults apply)."""
+    args = []
+    for option in options:
+        if option.name not in values:
+            continue
+        value = values[option.name]
+        if option.type is bool:
+            args.append(option.flag if value else "--no-" + option.flag[2:])
+        elif value not in (None, ""):
+            args += [option.flag, str(value)]
+    return args
+
+
 def _form_base():
     """Flask-WTF's FlaskForm inside a Flask request (DIGITS calls validate_on_submit and
     checks CSRF), plain wtforms.Form elsewhere."""

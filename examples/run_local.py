@@ -31,7 +31,6 @@ Usage:
 """
 import argparse
 import contextlib
-import csv
 import io
 import json
 import os
@@ -54,7 +53,7 @@ from digits_gan_plugin.dataset_io import DatasetReader  # noqa: E402
 from digits_gan_plugin.errors import DigitsGanError  # noqa: E402
 from digits_gan_plugin.imaging import save_gif, save_png  # noqa: E402
 from digits_gan_plugin.latent import format_vector  # noqa: E402
-from digits_gan_plugin.runtime.jobdir import write_json_atomic  # noqa: E402
+from digits_gan_plugin.runtime.jobdir import JobPaths, read_metrics, write_json_atomic  # noqa: E402
 
 DEFAULT_WORK = "digits-gan-walkthrough"
 
@@ -196,8 +195,7 @@ def has_checkpoint(job):
 def train_figure(job):
     """'2,100 steps   d_loss 1.12  g_loss 0.91' from config.json and metrics.csv's last row."""
     config = _read_json(Path(job) / "config.json") or {}
-    with open(Path(job) / "metrics.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_metrics(JobPaths(job).metrics)
     last = rows[-1] if rows else {}
     losses = "  ".join(f"{name} {float(last[name]):.3g}" for name in config.get("loss_entries", [])
                        if last.get(name))

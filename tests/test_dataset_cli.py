@@ -130,3 +130,18 @@ def test_dataset_form_is_a_flask_wtf_form_inside_a_request(tmp_path):
         form = get_plugin("celeba").get_dataset_form()
         assert form.validate_on_submit(), form.errors
         assert form.size.data == 32 and form.crop.data == 108
+
+
+def test_option_values_round_trip_through_cli_flags(tmp_path):
+    import argparse
+
+    from digits_gan_plugin.options import add_to_argparse, to_cli_args
+
+    options = get_plugin("celeba").OPTIONS
+    values = {"source": str(tmp_path), "crop": 96, "size": 32, "strict": True, "fast_decode": False,
+              "max_images": None, "seed": ""}
+    args = to_cli_args(options, values)
+    assert "--max-images" not in args and "--seed" not in args  # None / '': the default applies
+    parsed = vars(add_to_argparse(argparse.ArgumentParser(), options).parse_args(args))
+    assert {name: parsed[name] for name in ("source", "crop", "size", "strict", "fast_decode")} == {
+        "source": str(tmp_path), "crop": 96, "size": 32, "strict": True, "fast_decode": False}

@@ -78,6 +78,14 @@ class DataIngestion(OptionsPlugin):
     def get_inference_template(form):
         return OptionsPlugin.get_dataset_template(form)
 
+    @classmethod
+    def task_command_options(cls, task_name):
+        """The options `digits-gan latent TASK` takes: job, seed, crop (encode-list only)
+        and the task's own."""
+        shared = [option for option in cls.OPTIONS
+                  if option.name in ("job", "seed") or (option.name == "crop" and task_name == "encode-list")]
+        return shared + list(latent.get_task(task_name).options)
+
     def task_params(self):
         """The chosen task's own parameters, from this plugin's options."""
         task = latent.get_task(self.task)

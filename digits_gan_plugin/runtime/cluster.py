@@ -40,9 +40,7 @@ def local_devices(spec):
 
     if isinstance(spec, str):
         spec = int(spec) if spec.strip().isdigit() else [name.strip() for name in spec.split(",") if name.strip()]
-    if isinstance(spec, int):
-        if spec < 1:
-            raise TrainingError(f"--devices {spec}: expected an integer >= 1 or device names")
+    if isinstance(spec, int):  # >= 1: TrainOptions.check
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             if spec > len(gpus):
@@ -238,8 +236,7 @@ class Feeder:
         except (tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.OutOfRangeError):
             return self.fed  # the chief closed the queue: training is over
         except tf.errors.UnavailableError:
-            raise TrainingError(f"{self.task.describe(self.task.index)}: the chief "
-                                f"{self.task.describe(0)} stopped responding; stopping") from None
+            raise self._chief_gone() from None
         finally:
             if trace:
                 trace.close()
@@ -264,8 +261,11 @@ class Feeder:
         try:
             self.session.run(self.probe, options=tf.RunOptions(timeout_in_ms=FEED_TIMEOUT_MS))
         except tf.errors.OpError:
-            raise TrainingError(f"{self.task.describe(self.task.index)}: the chief {self.task.describe(0)} "
-                                f"stopped responding; stopping") from None
+            raise self._chief_gone() from None
+
+    def _chief_gone(self):
+        return TrainingError(f"{self.task.describe(self.task.index)}: the chief {self.task.describe(0)} "
+                             "stopped responding; stopping")
 
 
 def _trace_file(task):
@@ -287,11 +287,11 @@ def run_worker(task, dataset, batch_size, seed=None, threads=None):
     """Serve as worker `task.index` (> 0): start this task's gRPC server, feed this
     worker's shard of `dataset` until the chief closes the queue. Writes nothing but
     messages on stderr. Returns the number of batches fed."""
-    from ..dataset_io import DatasetReader
+    from ..dataset_io import DatasetReader, usable_cores
 
     reader = DatasetReader(dataset)
     tower_batch = tower_batch_size(batch_size, task.count, "workers")
-    threads = threads or len(os.sched_getaffinity(0))
+    threads = threads or usable_cores()
     server = start_server(task, threads)
     print(f"{task.describe(task.index)}: serving; feeding shard {task.index} of {task.count} "
           f"({tower_batch} images per step) once the chief {task.describe(0)} is up", file=sys.stderr)

@@ -3,7 +3,7 @@
 Everything here runs inside a ``tf.Graph().as_default()`` block owned by the caller.
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ..errors import ModelDefinitionError
 from .model_files import model_code
@@ -279,7 +279,6 @@ def mean_entries(tower_entries):
     """Tower 0's LossEntry list with each loss replaced by its mean over the towers
     (what the trainer reports)."""
     import tensorflow.compat.v1 as tf
-    from dataclasses import replace
 
     if len(tower_entries) == 1:
         return tower_entries[0]

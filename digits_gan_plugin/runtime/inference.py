@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dataset_io import DatasetReader, usable_cores
 from ..errors import DataError, TrainingError
 from ..imaging import make_grid, save_png, to_uint8
 from . import jobdir
@@ -71,7 +72,7 @@ class Generator:
             self.image_key = "images" if "images" in self.outputs else next(
                 (key for key, tensor in self.outputs.items() if tensor.shape.ndims == 4), None)
             saver = tf.train.Saver(var_list=tf.global_variables())
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = usable_cores()
         session_config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
         self.session = tf.Session(graph=self.graph, config=session_config)
         try:
@@ -235,8 +236,6 @@ def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10
             inputs, name = read_z_file(z_file), Path(z_file).stem
             info.update(task="z_file", z_file=str(z_file))
         else:
-            from ..dataset_io import DatasetReader
-
             reader = DatasetReader(dataset)
             stage = "test_db" if "test_db" in reader.stages else reader.stages[0]
             inputs, dataset_labels = reader.read_all(stage)

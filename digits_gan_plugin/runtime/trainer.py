@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ..dataset_io import DatasetReader, usable_cores
 from ..errors import TrainingError
 from ..imaging import make_grid, save_png, to_uint8
 from . import jobdir
@@ -27,10 +28,6 @@ from .graph import UpdateOps, build_train_towers, build_tower, loss_entries, mea
 from .model_files import load_model_class, resolve_network
 from .schedules import LearningRatePolicy, check_solver
 from .vectors import sample_grid_vectors
-
-
-def default_threads():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
@@ -218,8 +215,6 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
     writes a checkpoint and returns with interrupted=True. Raises TrainingError (bad
     options, NaN/Inf loss), ModelDefinitionError, DataError.
     """
-    from ..dataset_io import DatasetReader
-
     options.check()
     paths = jobdir.JobPaths(out)
     if not resume and (paths.config.exists() or paths.checkpoints.exists()) and not dry_run:
@@ -291,7 +286,7 @@ class _Loop:
     def run(self, start_checkpoint, cluster=None):
         import tensorflow.compat.v1 as tf
 
-        threads = self.options.threads or default_threads()
+        threads = self.options.threads or usable_cores()
         if cluster is None:
             session_config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads,
                                             allow_soft_placement=True)  # CPU-only ops inside a GPU tower

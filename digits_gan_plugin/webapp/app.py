@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from .. import latent
 from ..data_plugins import available_plugins
 from ..errors import DataError
-from ..options import PATH_KINDS
+from ..options import PATH_KINDS, to_cli_args
 from ..runtime.jobdir import JobPaths, read_metrics
 from ..runtime.model_files import describe, list_model_definitions
 from . import forms
@@ -61,16 +61,7 @@ def render_plugin_form(template_and_context):
 
 def option_args(options, form):
     """CLI flags for `options` from a plugin form's data ('' / None: not given)."""
-    args = []
-    for option in options:
-        if option.name not in form:
-            continue
-        value = form[option.name].data
-        if option.type is bool:
-            args.append(option.flag if value else "--no-" + option.flag[2:])
-        elif value not in (None, ""):
-            args += [option.flag, str(value)]
-    return args
+    return to_cli_args(options, {option.name: form[option.name].data for option in options if option.name in form})
 
 
 def syntax_report(source):
@@ -288,8 +279,7 @@ def create_app(jobs_dir="digits-gan-jobs", allow_roots=(), max_upload_mb=MAX_UPL
             if not (inference_form.validate() & view_form.validate()):
                 raise DataError("please correct the fields marked in red")
             task = latent.get_task(inference_form.task.data)
-            options = [o for o in plugin.OPTIONS if o.name in ("job", "seed") or o in task.options
-                       or (o.name == "crop" and task.name == "encode-list")]
+            options = plugin.task_command_options(task.name)
             check_paths(plugin.OPTIONS, inference_form)
             check_paths(getattr(view_plugins()[view_id], "OPTIONS", []), view_form)
             uploads = [f for f in request.files.getlist("images") if f and f.filename]
@@ -382,9 +372,8 @@ def create_app(jobs_dir="digits-gan-jobs", allow_roots=(), max_upload_mb=MAX_UPL
 
 def _task_fields(plugin):
     """{task: [form field names it uses]} so the page can hide the other tasks' fields."""
-    common = [option.name for option in plugin.OPTIONS if option.name in ("job", "task", "seed")]
-    return {name: common + [option.name for option in task.options] + (["crop", "images"] if name == "encode-list" else [])
-            for name, task in latent.TASKS.items()}
+    return {name: ["task"] + [option.name for option in plugin.task_command_options(name)]
+            + (["images"] if name == "encode-list" else []) for name in latent.TASKS}
 
 
 def _when(stamp):
