@@ -9,6 +9,7 @@ setup(
     python_requires=">=3.9",
     packages=[
         "digits_gan_plugin",
+        "digits_gan_plugin.cli",
         "digits_gan_plugin.data_plugins",
         "digits_gan_plugin.runtime",
         "digits_gan_plugin.webapp",

@@ -31,7 +31,8 @@ import time
 import numpy as np
 
 from digits_gan_plugin.data_plugins import celeba, mnist
-from digits_gan_plugin.dataset_io import usable_cores, write_dataset
+from digits_gan_plugin.dataset_io import write_dataset
+from digits_gan_plugin.files import usable_cores
 
 WIDTH, HEIGHT = 178, 218
 ATTRIBUTES = 40

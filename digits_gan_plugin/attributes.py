@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset_io import DatasetReader, move_into_place
+from .dataset_io import DatasetReader
+from .files import move_into_place
 from .errors import DataError
 
 DEFAULT_FILENAME = "attribute_vectors.npz"

@@ -29,6 +29,7 @@ import numpy as np
 
 from .digits_api import STAGES
 from .errors import DataError
+from .files import move_into_place, usable_cores
 from .proto import BlobProto, Datum
 
 META_FILE = "dataset.json"
@@ -378,28 +379,6 @@ def _check_out_dir(out_dir, overwrite):
         raise DataError(f"{out_dir}: exists and is not a directory")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise DataError(f"{out_dir}: directory exists and is not empty (use overwrite to replace it)")
-
-
-def move_into_place(tmp_dir, out_dir):
-    """Rename the finished folder `tmp_dir` to `out_dir` (same parent), replacing an
-    existing `out_dir`: it is moved aside first and removed only once the new one is in
-    place."""
-    if not os.path.isdir(out_dir):
-        os.rename(tmp_dir, out_dir)
-        return
-    if not os.listdir(out_dir):
-        os.rmdir(out_dir)
-        os.rename(tmp_dir, out_dir)
-        return
-    old_dir = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.old-{os.getpid()}")
-    os.rename(out_dir, old_dir)
-    os.rename(tmp_dir, out_dir)
-    shutil.rmtree(old_dir, ignore_errors=True)
-
-
-def usable_cores():
-    """Number of CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, extra_meta=None,

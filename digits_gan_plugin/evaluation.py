@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import DataError
+from .files import write_json_atomic
 
 TRAIN_STAGE = "train_db"
 HELD_OUT_STAGE = "val_db"
@@ -504,7 +505,7 @@ def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_setting
         },
     }
     result["summary"] = summarize(result)
-    _write_json_atomic(os.path.join(job_dir, EVAL_FILENAME), result)
+    write_json_atomic(os.path.join(job_dir, EVAL_FILENAME), result)
     return result
 
 
@@ -527,17 +528,3 @@ def summarize(result):
         lines.append(f"diversity vs real: min {collapse['min']:.3f} (class {collapse['min_class']})"
                      f"{'  <- possible mode collapse' if collapse['min'] < 0.5 else ''}")
     return "\n".join(lines)
-
-
-def _write_json_atomic(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    handle = tempfile.NamedTemporaryFile("w", dir=directory, prefix=f".{os.path.basename(path)}.",
-                                         suffix=".tmp", delete=False, encoding="utf-8")
-    try:
-        with handle:
-            json.dump(data, handle, indent=2)
-        os.replace(handle.name, path)
-    except BaseException:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
-        raise

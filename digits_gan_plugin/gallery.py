@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from .dataset_io import move_into_place
+from .files import move_into_place
 from .errors import DataError
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .latent import TASKS, format_vector

@@ -6,11 +6,11 @@ docstring says otherwise.
 import functools
 import math
 import os
-import tempfile
 
 import numpy as np
 
 from .errors import DataError
+from .files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -52,23 +52,6 @@ def make_grid(images, rows=None, cols=None, pad=2, pad_value=0):
     return grid
 
 
-def _atomic_save(path, write):
-    """Call write(tmp_path) on a temporary file next to `path`, then rename it into place."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    handle, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=directory)
-    os.close(handle)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def _pil_image(array):
     from PIL import Image
 
@@ -87,7 +70,7 @@ def _pil_image(array):
 def save_png(array, path):
     """Write uint8 H,W / H,W,1 / H,W,3 pixels to a PNG file, atomically."""
     image = _pil_image(array)
-    _atomic_save(path, lambda tmp: image.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def save_gif(frames, path, duration_ms=100, loop=0):
@@ -98,7 +81,7 @@ def save_gif(frames, path, duration_ms=100, loop=0):
     images = [_pil_image(frame) for frame in frames]
     if not images:
         raise ValueError("save_gif needs at least one frame")
-    _atomic_save(
+    atomic_write(
         path,
         lambda tmp: images[0].save(
             tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=loop

@@ -69,6 +69,15 @@ class Option:
         return value
 
 
+def int_list(text):
+    """argparse type: comma-separated integers."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+
 def resolve(options, values):
     """Validated values for every option: `values` (a dict, e.g. plugin kwargs) completed
     with defaults. Unknown keys are kept unchanged (DIGITS passes extra form fields)."""

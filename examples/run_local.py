@@ -53,7 +53,8 @@ from digits_gan_plugin.dataset_io import DatasetReader  # noqa: E402
 from digits_gan_plugin.errors import DigitsGanError  # noqa: E402
 from digits_gan_plugin.imaging import save_gif, save_png  # noqa: E402
 from digits_gan_plugin.latent import format_vector  # noqa: E402
-from digits_gan_plugin.runtime.jobdir import JobPaths, read_metrics, write_json_atomic  # noqa: E402
+from digits_gan_plugin.files import write_json_atomic  # noqa: E402
+from digits_gan_plugin.jobdir import JobPaths, read_metrics  # noqa: E402
 
 DEFAULT_WORK = "digits-gan-walkthrough"
 

@@ -287,7 +287,8 @@ def run_worker(task, dataset, batch_size, seed=None, threads=None):
     """Serve as worker `task.index` (> 0): start this task's gRPC server, feed this
     worker's shard of `dataset` until the chief closes the queue. Writes nothing but
     messages on stderr. Returns the number of batches fed."""
-    from ..dataset_io import DatasetReader, usable_cores
+    from ..dataset_io import DatasetReader
+    from ..files import usable_cores
 
     reader = DatasetReader(dataset)
     tower_batch = tower_batch_size(batch_size, task.count, "workers")

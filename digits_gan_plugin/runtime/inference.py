@@ -15,17 +15,16 @@ hold ``z`` and the image output a second time as ``reconstructions`` (what the g
 and the view plugin's encoder view look for).
 """
 import dataclasses
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from ..dataset_io import DatasetReader, usable_cores
+from ..dataset_io import DatasetReader
+from ..files import atomic_write, usable_cores, write_json_atomic
 from ..errors import DataError, TrainingError
 from ..imaging import make_grid, save_png, to_uint8
-from . import jobdir
+from .. import jobdir
 from .graph import ModelFacts, build_tower, reuse_scope
 from .model_files import load_model_class
 from .vectors import sample_z, with_labels
@@ -197,12 +196,8 @@ def _pick_z(path, arrays):
 
 def save_arrays(path, arrays):
     """Write arrays to .npz or HDF5 at `path`, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        if path.suffix.lower() == ".npz":
+    def write(tmp):
+        if str(path).lower().endswith(".npz"):
             np.savez(tmp, **arrays)
         else:
             import h5py
@@ -210,11 +205,8 @@ def save_arrays(path, arrays):
             with h5py.File(tmp, "w") as out:
                 for key, value in arrays.items():
                     out.create_dataset(key, data=value)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10, seed=0, checkpoint="last",
@@ -268,6 +260,6 @@ def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10
         save_png(make_grid(arrays["images"], rows=rows, cols=cols), grid_path)
         written.append(str(grid_path))
     if json_path is not None:
-        jobdir.write_json_atomic(json_path, info)
+        write_json_atomic(json_path, info)
         written.append(str(json_path))
     return written

@@ -18,10 +18,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..dataset_io import DatasetReader, usable_cores
+from ..dataset_io import DatasetReader
+from ..files import usable_cores, write_json_atomic, write_text_atomic
 from ..errors import TrainingError
 from ..imaging import make_grid, save_png, to_uint8
-from . import jobdir
+from .. import jobdir
 from .charts import line_chart
 from . import cluster as clusters
 from .graph import UpdateOps, build_train_towers, build_tower, loss_entries, mean_entries, model_facts, reuse_scope
@@ -252,8 +253,8 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
         print(json.dumps(config, indent=2, sort_keys=True))
         return TrainResult(str(out), start_step, start_step // steps_per_epoch, start_checkpoint, config=config)
     config["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    jobdir.write_json_atomic(paths.config, config)
-    jobdir.write_text_atomic(paths.network, network.read_text(encoding="utf-8"))
+    write_json_atomic(paths.config, config)
+    write_text_atomic(paths.network, network.read_text(encoding="utf-8"))
     loop = _Loop(options, config, paths, reader, built, facts, policy, progress, step_callback)
     return loop.run(start_checkpoint, cluster)
 
@@ -532,7 +533,7 @@ class _Loop:
             prefix = self.built.best_saver.save(self.session, str(self.paths.best / jobdir.CHECKPOINT_PREFIX),
                                                 global_step=step, latest_filename="checkpoint")
             self.best_value = value
-            jobdir.write_json_atomic(self.paths.best_json, {"metric": metric, "mode": self.options.best_mode,
+            write_json_atomic(self.paths.best_json, {"metric": metric, "mode": self.options.best_mode,
                                                             "value": value, "epoch": row["epoch"],
                                                             "step": step, "checkpoint": prefix})
 

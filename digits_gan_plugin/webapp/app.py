@@ -20,7 +20,7 @@ from .. import latent
 from ..data_plugins import available_plugins
 from ..errors import DataError
 from ..options import PATH_KINDS, to_cli_args
-from ..runtime.jobdir import JobPaths, read_metrics
+from ..jobdir import JobPaths, read_metrics
 from ..runtime.model_files import describe, list_model_definitions
 from . import forms
 from .jobs import DONE, RUNNING, JobManager, cli_command

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..runtime.jobdir import write_json_atomic
+from ..files import write_json_atomic
 
 JOB_FILE = "job.json"
 LOG_FILE = "log.txt"

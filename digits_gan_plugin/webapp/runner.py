@@ -19,7 +19,7 @@ import termios
 import time
 from pathlib import Path
 
-from ..runtime.jobdir import write_json_atomic
+from ..files import write_json_atomic
 from .jobs import DONE, ERROR, JOB_FILE, LOG_FILE, PROGRESS_FILE, STOPPED, now
 
 TERMINAL_COLUMNS = 110

@@ -1,13 +1,12 @@
-"""`digits-gan latent ...` and `digits-gan gallery ...` (never imports TensorFlow).
+"""`digits-gan latent ...` (never imports TensorFlow).
 
     digits-gan latent tasks
     digits-gan latent <task> --job JOBDIR [task options] [--seed N] --out DIR
-    digits-gan gallery JOBDIR
 """
-from . import latent
-from . import options as plugin_options
-from .data_plugins.gan_inference import DataIngestion as GanInference
-from .digits_api import TEST_DB
+from .. import latent
+from .. import options as plugin_options
+from ..data_plugins.gan_inference import DataIngestion as GanInference
+from ..digits_api import TEST_DB
 
 def cmd_tasks(args):
     for task in latent.TASKS.values():
@@ -16,7 +15,7 @@ def cmd_tasks(args):
 
 
 def cmd_task(args):
-    from .dataset_io import write_dataset
+    from ..dataset_io import write_dataset
 
     names = {option.name for option in GanInference.OPTIONS}
     kwargs = {name: value for name, value in vars(args).items() if name in names}
@@ -29,13 +28,6 @@ def cmd_task(args):
     what = "images" if meta["task"] == "encode-list" else "vectors"
     print(f"{meta['count']} {what} ({shape}{frames}seed {meta['seed']}) written to {args.out}")
     print(f"next: digits-gan infer --job {args.job} --dataset {args.out}")
-    return 0
-
-
-def cmd_gallery(args):
-    from .gallery import write_gallery
-
-    print(f"gallery written to {write_gallery(args.job_dir, progress=not args.quiet)}")
     return 0
 
 
@@ -53,10 +45,3 @@ def register(subparsers):
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.set_defaults(func=cmd_task)
-
-    gallery = subparsers.add_parser("gallery", help="render a job's inference results as a static HTML gallery",
-                                    description="Write JOBDIR/gallery/index.html with every inference result "
-                                                "(JOBDIR/inference/*/result.npz) as PNG grids and GIFs.")
-    gallery.add_argument("job_dir", metavar="JOBDIR")
-    gallery.add_argument("--quiet", action="store_true", help="no progress bar")
-    gallery.set_defaults(func=cmd_gallery)

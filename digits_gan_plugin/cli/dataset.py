@@ -7,8 +7,8 @@
 """
 import os
 
-from . import options as plugin_options
-from .data_plugins import available_plugins
+from .. import options as plugin_options
+from ..data_plugins import available_plugins
 
 GRID_SAMPLES = 100
 
@@ -18,7 +18,7 @@ def _plugin_kwargs(plugin, args):
 
 
 def cmd_create(args):
-    from .dataset_io import write_dataset
+    from ..dataset_io import write_dataset
 
     plugin = args.plugin_class(**_plugin_kwargs(args.plugin_class, args))
     meta = write_dataset(plugin, args.out, encoding=args.encoding, workers=args.workers,
@@ -45,8 +45,8 @@ def _describe_labels(meta, label_shape):
 
 
 def cmd_info(args):
-    from .dataset_io import DatasetReader
-    from .imaging import make_grid, save_png, to_uint8
+    from ..dataset_io import DatasetReader
+    from ..imaging import make_grid, save_png, to_uint8
 
     reader = DatasetReader(args.dir)
     meta = reader.meta

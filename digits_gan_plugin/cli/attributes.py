@@ -27,7 +27,7 @@ def register(subparsers):
 
 
 def run(args):
-    from .attributes import attributes_command
+    from ..attributes import attributes_command
 
     result, npz_path, projector = attributes_command(
         args.encoder_job, args.dataset, out=args.out, embed=args.embed, max_images=args.max_images,

@@ -1,21 +1,14 @@
-"""``digits-gan train``, ``digits-gan infer`` and ``digits-gan models``.
+"""``digits-gan train``.
 
 No TensorFlow import at module level: ``models`` and ``--help`` stay fast.
 """
-import argparse
 
 from ..errors import TrainingError
-from .schedules import LR_POLICIES, SOLVERS
+from ..options import int_list
+from ..runtime.schedules import LR_POLICIES, SOLVERS
 
 
 def register(subparsers):
-    _register_train(subparsers)
-    _register_infer(subparsers)
-    models = subparsers.add_parser("models", help="list the shipped model definitions")
-    models.set_defaults(func=run_models)
-
-
-def _register_train(subparsers):
     parser = subparsers.add_parser(
         "train", help="train a model-definition file on a dataset",
         description="Train a DIGITS-style model file (UserModel) on a dataset into a job directory.",
@@ -31,7 +24,7 @@ def _register_train(subparsers):
     parser.add_argument("--gamma", type=float, help="lr policy gamma (step, multistep, exp, inv, sigmoid)")
     parser.add_argument("--power", type=float, help="lr policy power (inv, poly)")
     parser.add_argument("--step-size", type=int, help="lr policy step size in steps (step, sigmoid)")
-    parser.add_argument("--step-values", type=_int_list, help="comma-separated steps (multistep)")
+    parser.add_argument("--step-values", type=int_list, help="comma-separated steps (multistep)")
     parser.add_argument("--resume", action="store_true", help="continue JOBDIR from its last checkpoint")
     parser.add_argument("--weights", metavar="JOBDIR|CKPT",
                         help="initialize variables matching by name and shape from another job or checkpoint")
@@ -62,19 +55,12 @@ _OPTION_FLAGS = ("dataset", "network", "epochs", "batch_size", "solver", "lr", "
                  "summary_interval", "seed", "devices", "max_steps", "threads", "weights")
 
 
-def _int_list(text):
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def _devices(text):
     return int(text) if text.strip().isdigit() else text
 
 
 def run_train(args):
-    from .cluster import read_cluster
+    from ..runtime.cluster import read_cluster
 
     cluster = read_cluster(args.cluster, args.task)
     if cluster is None:
@@ -91,7 +77,7 @@ def run_train(args):
 
 
 def _run_worker(args, cluster):
-    from .cluster import run_worker
+    from ..runtime.cluster import run_worker
 
     if args.dataset is None:
         raise TrainingError(f"--dataset required on worker:{cluster.index} (its own copy of the dataset)")
@@ -100,8 +86,8 @@ def _run_worker(args, cluster):
 
 
 def _run_chief(args, cluster):
-    from .jobdir import read_config
-    from .trainer import TrainOptions, options_from_config, train
+    from ..jobdir import read_config
+    from ..runtime.trainer import TrainOptions, options_from_config, train
 
     if not args.out:
         raise TrainingError("--out required (except for workers K > 0 of a --cluster)")
@@ -121,46 +107,4 @@ def _run_chief(args, cluster):
         return 130
     print(f"trained {result.step} steps ({result.epoch} epochs) into {result.job_dir}; "
           f"checkpoint {result.checkpoint}")
-    return 0
-
-
-def _register_infer(subparsers):
-    parser = subparsers.add_parser(
-        "infer", help="run a trained job's inference op",
-        description="Run a job's inference op over an inference dataset, a z-vector file or chosen classes. "
-                    "--out F.npz / F.h5 writes that file (plus F.png, the image grid); any other --out is a "
-                    "directory receiving result.npz, result.json and grid.png. Default --out: "
-                    "JOBDIR/inference/<dataset or z-file name, or 'classes'>/.",
-    )
-    parser.add_argument("--job", required=True, metavar="JOBDIR", help="training job directory")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", metavar="DIR", help="inference dataset of z vectors (test_db)")
-    source.add_argument("--z", metavar="FILE", help="z vectors, N x D, in .npz / .txt / .h5")
-    source.add_argument("--classes", type=_int_list, metavar="0,1,...", help="generate these classes")
-    parser.add_argument("--per-class", type=int, default=10, help="images per class with --classes (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="z seed with --classes (default 0)")
-    parser.add_argument("--checkpoint", default="last", help="'last' (default), 'best' or a checkpoint prefix")
-    parser.add_argument("--batch-size", type=int, default=256, help="vectors per session call (default 256)")
-    parser.add_argument("--out", help="F.npz, F.h5 or a directory (see above)")
-    parser.set_defaults(func=run_infer)
-
-
-def run_infer(args):
-    from .inference import infer_command
-
-    written = infer_command(args.job, dataset=args.dataset, z_file=args.z, classes=args.classes,
-                            per_class=args.per_class, seed=args.seed, checkpoint=args.checkpoint,
-                            out=args.out, batch_size=args.batch_size)
-    for path in written:
-        print(path)
-    return 0
-
-
-def run_models(args):
-    from .model_files import describe, list_model_definitions
-
-    definitions = list_model_definitions()
-    width = max((len(name) for name in definitions), default=0)
-    for name, path in definitions.items():
-        print(f"{name:<{width}}  {describe(path)}")
     return 0

@@ -25,7 +25,7 @@ def register(subparsers):
 
 
 def run(args):
-    from .evaluation import EVAL_FILENAME, evaluate
+    from ..evaluation import EVAL_FILENAME, evaluate
 
     result = evaluate(args.job_dir, samples=args.samples, seed=args.seed, checkpoint=args.checkpoint,
                       progress=args.progress)

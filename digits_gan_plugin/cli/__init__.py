@@ -1,6 +1,6 @@
 """``digits-gan``: the single command-line entry point.
 
-Each subcommand lives in the module that owns its concept; that module exposes
+Each command group has one module in this package; it exposes
 ``register(subparsers)``, which adds its parser(s) and sets ``func(args) -> int``.
 Command modules must not import TensorFlow at module level: ``--help``, listing and
 dataset building answer in well under a second.
@@ -11,15 +11,17 @@ import logging
 import os
 import sys
 
-from .errors import DigitsGanError
+from ..errors import DigitsGanError
 
 COMMAND_MODULES = [
-    "digits_gan_plugin.attributes_cli",
-    "digits_gan_plugin.dataset_cli",
-    "digits_gan_plugin.evaluate_cli",
-    "digits_gan_plugin.latent_cli",
-    "digits_gan_plugin.runtime.cli",
-    "digits_gan_plugin.serve_cli",
+    "digits_gan_plugin.cli.attributes",
+    "digits_gan_plugin.cli.dataset",
+    "digits_gan_plugin.cli.evaluate",
+    "digits_gan_plugin.cli.gallery",
+    "digits_gan_plugin.cli.infer",
+    "digits_gan_plugin.cli.latent",
+    "digits_gan_plugin.cli.serve",
+    "digits_gan_plugin.cli.train",
 ]
 
 

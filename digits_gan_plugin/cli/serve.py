@@ -1,7 +1,7 @@
 """``digits-gan serve``: the local DIGITS-style web UI (Flask; no TensorFlow in the server)."""
 import os
 
-from .errors import DigitsGanError
+from ..errors import DigitsGanError
 
 
 def register(subparsers):
@@ -21,7 +21,7 @@ def register(subparsers):
 
 def run_serve(args):
     try:
-        from .webapp import create_app
+        from ..webapp import create_app
     except ImportError as error:
         raise DigitsGanError(f"serve needs the web extra ({error.name} is missing): pip install 'digits-gan[web]'") from None
     for root in args.allow_root:

@@ -12,11 +12,10 @@
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from ..errors import TrainingError
+from .errors import TrainingError
+from .files import write_text_atomic
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_PREFIX = "model.ckpt"
@@ -41,25 +40,6 @@ class JobPaths:
     def fakes(self, epoch):
         """Sample grid of 1-based `epoch`."""
         return self.samples / f"fakes_epoch{epoch:04d}.png"
-
-
-def write_text_atomic(path, text):
-    """Write `text` to a temporary file next to `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json_atomic(path, data):
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_config(job_dir):

@@ -1,0 +1,64 @@
+"""Ground floor: atomic file writes, staged-folder renames, the usable core count.
+
+Every output of the project is written through these helpers: a file goes to a
+temporary name beside its target and is renamed over it once complete, so a reader
+sees either the old version or the new one, never half of one.
+"""
+import json
+import os
+import shutil
+import tempfile
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` on a temporary file next to `path` (same suffix, so
+    writers that pick a format from it work), then rename it into place. The temporary
+    file is removed on any failure, the old `path` stays as it was."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                        suffix=os.path.splitext(path)[1], dir=directory)
+    os.close(handle)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def write_text_atomic(path, text):
+    def write(tmp_path):
+        with open(tmp_path, "w", encoding="utf-8") as stream:
+            stream.write(text)
+
+    atomic_write(path, write)
+
+
+def write_json_atomic(path, data):
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def move_into_place(tmp_dir, out_dir):
+    """Rename the finished folder `tmp_dir` to `out_dir` (same parent), replacing an
+    existing `out_dir`: it is moved aside first and removed only once the new one is in
+    place."""
+    tmp_dir, out_dir = os.fspath(tmp_dir), os.fspath(out_dir)
+    if not os.path.isdir(out_dir):
+        os.rename(tmp_dir, out_dir)
+        return
+    if not os.listdir(out_dir):
+        os.rmdir(out_dir)
+        os.rename(tmp_dir, out_dir)
+        return
+    old_dir = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.old-{os.getpid()}")
+    os.rename(out_dir, old_dir)
+    os.rename(tmp_dir, out_dir)
+    shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def usable_cores():
+    """Number of CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
