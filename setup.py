@@ -1,12 +1,29 @@
 from setuptools import setup
 
+PLUGIN_LAYER = [
+    "numpy>=1.17",
+    "lmdb>=1.0",
+    "protobuf",
+    "Pillow>=9.1",
+    "Jinja2",
+    "simplejpeg>=1.6",
+    "tqdm>=4.60",
+    "threadpoolctl>=3.0",
+]
+# The standalone runtime: training, inference, evaluation, charts, TensorBoard.
+RUNTIME = ["tensorflow>=2.13", "tf-slim>=1.1", "tensorboard>=2.13", "matplotlib>=3.5", "h5py>=3.7"]
+# The web UI (and the DIGITS-host emulation in the tests).
+WEB = ["Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0"]
+
 setup(
     name="digits-gan",
     version="0.1.0",
     description="GAN model zoo and DIGITS plugins for TensorFlow: datasets, training, latent-space views",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    # The plugin layer (data and view plugins, dataset I/O, latent math, forms) runs on the
+    # Python 3.8 of NVIDIA's last DIGITS containers; the standalone runtime needs 3.9+.
+    python_requires=">=3.8",
     packages=[
         "digits_gan_plugin",
         "digits_gan_plugin.cli",
@@ -18,31 +35,18 @@ setup(
     ],
     package_data={
         "model_definitions": ["*.py"],
-        "digits_gan_plugin": ["templates/*.html", "templates/*/*.html", "static/*"],
-        "view_plugins": ["templates/*.html"],
-        "digits_gan_plugin.webapp": ["templates/*.html", "static/*"],
+        "digits_gan_plugin": ["templates/*.html", "templates/*/*.html", "templates/*/*.css", "static/*"],
+        "digits_gan_plugin.webapp": ["templates/*.html", "static/*", "static/*/*", "static/*/*/*"],
     },
-    install_requires=[
-        "tensorflow>=2.13",
-        "tf-slim>=1.1",
-        "numpy>=1.23",
-        "h5py>=3.7",
-        "lmdb>=1.4",
-        "protobuf>=3.20",
-        "Pillow>=9.1",
-        "simplejpeg>=1.6",
-        "tqdm>=4.60",
-        "threadpoolctl>=3.0",
-    ],
+    # What the plugins need inside an existing DIGITS, without touching its TensorFlow,
+    # Flask, WTForms or protobuf: those four are not pinned here (protobuf: any 3.x-7.x
+    # runtime works with proto.py; Jinja2 and WTForms come with DIGITS' Flask).
+    install_requires=PLUGIN_LAYER,
     extras_require={
-        "examples": ["mlxtend>=0.22"],
-        "web": ["Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0"],
-        "test": [
-            "pytest>=7",
-            "mlxtend>=0.22",
-            "Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0",
-            "playwright>=1.40",
-        ],
+        "runtime": RUNTIME,
+        "web": RUNTIME + WEB,
+        "examples": RUNTIME + WEB + ["mlxtend>=0.22"],
+        "test": RUNTIME + WEB + ["mlxtend>=0.22", "pytest>=7", "playwright>=1.40", "vermin>=1.5"],
     },
     entry_points={
         "console_scripts": ["digits-gan=digits_gan_plugin.cli:main"],
@@ -52,6 +56,7 @@ setup(
             "imagefolder = digits_gan_plugin.data_plugins.imagefolder:DataIngestion",
             "gan-inference = digits_gan_plugin.data_plugins.gan_inference:DataIngestion",
             "gaussian = digits_gan_plugin.data_plugins.gaussian:DataIngestion",
+            "synthetic = digits_gan_plugin.data_plugins.synthetic:DataIngestion",
         ],
         "digits.plugins.view": [
             "gan-view = view_plugins.gan:Visualization",

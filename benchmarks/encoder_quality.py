@@ -33,7 +33,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from digits_gan_plugin import evaluation  # noqa: E402
+from digits_gan_plugin import evaluation, jobdir  # noqa: E402
 
 MSE_TARGET = 0.046
 BASELINE_FRACTION = 0.5
@@ -132,7 +132,7 @@ def main(argv=None):
     timings = {}
     dataset = args.dataset
     if dataset is None and args.gan_job:
-        dataset = json.load(open(os.path.join(args.gan_job, "config.json"), encoding="utf-8"))["dataset"]
+        dataset = jobdir.read_config(args.gan_job)["dataset"]
     if dataset is None or not os.path.isfile(os.path.join(dataset, "dataset.json")):
         if args.dataset or args.gan_job:
             parser.error(f"dataset {dataset} not found; give --dataset")

@@ -15,7 +15,6 @@ into towers or processes cannot add compute, so this measures what the split cos
     python benchmarks/scaling.py --quick    # smoke run: 3 steps per epoch
 """
 import argparse
-import csv
 import json
 import os
 import socket
@@ -24,7 +23,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -34,25 +32,12 @@ CLI = "import sys; from digits_gan_plugin.cli import main; sys.exit(main())"
 
 
 def synthetic_mnist(out, count):
+    """`count` random 1x28x28 'digits' with labels 0..9 (the shipped synthetic plugin)."""
+    from digits_gan_plugin.data_plugins.synthetic import DataIngestion
     from digits_gan_plugin.dataset_io import write_dataset
-    from digits_gan_plugin.digits_api import DataIngestionInterface
 
-    class Digits(DataIngestionInterface):
-        num_classes = 10
-        label_names = [str(d) for d in range(10)]
-
-        @staticmethod
-        def get_id():
-            return "scaling-benchmark"
-
-        def itemize_entries(self, stage):
-            return list(range(count)) if stage == "train_db" else []
-
-        def encode_entry(self, entry):
-            rng = np.random.default_rng(entry)
-            return rng.integers(0, 256, (1, 28, 28)).astype(np.uint8), np.array([entry % 10])
-
-    write_dataset(Digits(), out, workers=1, progress=False)
+    write_dataset(DataIngestion(size=28, channels=1, classes=10, train_count=count, val_count=0), out,
+                  workers=1, progress=False)
 
 
 def train_command(dataset, out, *extra):
@@ -62,8 +47,9 @@ def train_command(dataset, out, *extra):
 
 
 def epoch2_rate(job):
-    with open(os.path.join(job, "metrics.csv"), newline="") as stream:
-        return float(list(csv.DictReader(stream))[-1]["images_per_sec"])
+    from digits_gan_plugin import jobdir
+
+    return float(jobdir.read_metrics(job)[-1]["images_per_sec"])
 
 
 def run_devices(dataset, root, devices, threads):

@@ -104,29 +104,13 @@ def conv_peak_gflops(threads, iterations):
 
 
 def synthetic_plugin(shape, classes, count):
-    """A data plugin of `count` random uint8 images (C,H,W) with a class label
-    (classes > 0) or 40 +-1 attributes."""
-    from digits_gan_plugin.digits_api import DataIngestionInterface
+    """The shipped synthetic data plugin: `count` random uint8 images of `shape`
+    (H,W,C) with a class label (classes > 0) or 40 +-1 attributes."""
+    from digits_gan_plugin.data_plugins.synthetic import DataIngestion
 
-    class SyntheticImages(DataIngestionInterface):
-        @staticmethod
-        def get_id():
-            return "synthetic-images"
-
-        def itemize_entries(self, stage):
-            return list(range(count)) if stage == "train_db" else []
-
-        def encode_entry(self, entry):
-            rng = np.random.default_rng(entry)
-            height, width, channels = shape
-            image = rng.integers(0, 256, (channels, height, width)).astype(np.uint8)
-            if classes:
-                return image, np.int64(entry % classes)
-            return image, rng.choice([-1.0, 1.0], (1, 1, 40)).astype(np.float32)
-
-    SyntheticImages.num_classes = classes or None
-    SyntheticImages.label_names = [str(c) for c in range(classes)] if classes else None
-    return SyntheticImages()
+    height, _, channels = shape
+    labels = {"classes": classes} if classes else {"attributes": 40}
+    return DataIngestion(size=height, channels=channels, train_count=count, val_count=0, **labels)
 
 
 def run_ours(model, threads, warmup, steps):

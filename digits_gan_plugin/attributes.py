@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from .dataset_io import DatasetReader
+from . import jobdir
 from .files import move_into_place
 from .errors import DataError
+from .latent import check_finite, save_arrays
 
 DEFAULT_FILENAME = "attribute_vectors.npz"
 STAGES = ("train_db", "val_db", "test_db")
@@ -162,13 +164,14 @@ def attributes_command(encoder_job, dataset_dir, out=None, embed=500, max_images
     """``digits-gan attributes``: encode the dataset, write the attribute-vector .npz
     (default ENCODER_JOB/attributes/attribute_vectors.npz) and, for embed > 0, the
     projector folder beside it -> (AttributeVectors, npz path, projector folder or None)."""
-    from .runtime.inference import save_arrays
 
     if embed < 0:
         raise DataError(f"--embed {embed}: expected a number of images >= 0")
     if max_images is not None and max_images < 1:
         raise DataError(f"--max-images {max_images}: expected a number of images >= 1")
-    out = Path(out) if out else Path(encoder_job) / "attributes" / DEFAULT_FILENAME
+    if batch_size < 1:
+        raise DataError(f"--batch-size {batch_size}: expected an integer >= 1")
+    out = Path(out) if out else jobdir.JobPaths(encoder_job).attributes / DEFAULT_FILENAME
     if out.suffix.lower() != ".npz":
         raise DataError(f"--out {out}: expected a path ending in .npz")
     z, labels, names = encode_dataset(encoder_job, dataset_dir, max_images, batch_size, checkpoint, progress)
@@ -176,8 +179,13 @@ def attributes_command(encoder_job, dataset_dir, out=None, embed=500, max_images
     if not result.names:
         raise DataError(f"{dataset_dir}: no attribute has images both with and without it "
                         f"({len(z)} images encoded)")
-    save_arrays(out, result.arrays())
+    check_finite(z, f"{encoder_job}: the encoded z's")
     projector = None
-    if embed:
-        projector = write_projector(out.with_name(out.stem + "_projector"), z[:embed], labels[:embed], names)
+    try:
+        save_arrays(out, result.arrays())
+        if embed:
+            projector = write_projector(out.with_name(out.stem + "_projector"), z[:embed], labels[:embed], names)
+    except OSError as error:
+        raise DataError(f"{error.filename or out}: cannot write the attribute vectors "
+                        f"({error.strerror or error})") from None
     return result, out, projector

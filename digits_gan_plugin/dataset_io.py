@@ -14,6 +14,7 @@ float features go to `float_data` in C,H,W order with no channel reordering.
 
 No TensorFlow at module level: only `DatasetReader.tf_dataset` imports it.
 """
+import errno
 import functools
 import io
 import json
@@ -29,7 +30,7 @@ import numpy as np
 
 from .digits_api import STAGES
 from .errors import DataError
-from .files import move_into_place, usable_cores
+from .files import move_into_place, recover_staged, staging_dir, usable_cores
 from .proto import BlobProto, Datum
 
 META_FILE = "dataset.json"
@@ -106,13 +107,15 @@ def label_to_datum(label):
 
 
 def _label_kind(label):
-    """'none', 'scalar' or 'array' (3-D), per the DIGITS contract."""
+    """'none', 'scalar' or 'array' (3-D), per the DIGITS contract: DIGITS' writer takes
+    a size-1 1-D array or a 3-D array. This writer also takes None and 0-d scalars,
+    which DIGITS' rejects (tests/digits_host/writer.py holds plugins to DIGITS' rules)."""
     if label is None:
         return "none"
     label = np.asarray(label)
     if label.ndim == 3:
         return "array"
-    if label.size == 1:
+    if label.size == 1 and label.ndim <= 1:
         return "scalar"
     return "invalid"
 
@@ -160,7 +163,8 @@ def _encode_chunk(plugin, encoding, chunk):
                 raise DataError(f"entry {entry!r}: feature must be a 3-D C,H,W array, got shape {feature.shape}")
             kind = _label_kind(label)
             if kind == "invalid":
-                raise DataError(f"entry {entry!r}: label must be a scalar or a 3-D array, got shape {np.shape(label)}")
+                raise DataError(f"entry {entry!r}: label must be a size-1 1-D array or a 3-D array, "
+                                f"got shape {np.shape(label)}")
             label_shape = None if kind == "none" else list(np.shape(label)) if kind == "array" else []
             if result.feature_shape is None:
                 result.feature_shape, result.feature_dtype = feature.shape, feature.dtype.str
@@ -280,11 +284,30 @@ def _chunks(entries, workers):
 # ---------------------------------------------------------------- writing
 
 
+FULL_DISK_MARGIN = 1 << 20  # bytes: less free space than this after a failed write means a full disk
+
+
+def _is_disk_full(error, path):
+    """Whether an LMDB write failed for want of space. LMDB reports a short write on a
+    full disk as EIO, so the free space of the device decides as well."""
+    if "No space left" in str(error):
+        return True
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_DISK_MARGIN
+
+
 class _LmdbWriter:
-    """One LMDB written with sequential keys; the map grows as needed."""
+    """One LMDB written with sequential keys; the map grows as needed.
+
+    writemap=False: pages reach the file by write(), so a full disk is an error (ENOSPC)
+    rather than a SIGBUS on a page of the memory map."""
 
     def __init__(self, path, map_size=64 << 20):
-        self.env = lmdb.open(path, map_size=map_size, subdir=True, sync=False, metasync=False, meminit=False)
+        self.env = lmdb.open(path, map_size=map_size, subdir=True, sync=False, metasync=False, meminit=False,
+                             writemap=False)
 
     def put_many(self, items):
         while True:
@@ -294,6 +317,10 @@ class _LmdbWriter:
                 return
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            except lmdb.Error as error:
+                if _is_disk_full(error, self.env.path()):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+                raise DataError(f"{self.env.path()}: LMDB write failed ({error})") from None
 
     def close(self):
         # No fsync: a crash before the rename leaves only the temporary directory, and a
@@ -382,7 +409,7 @@ def _check_out_dir(out_dir, overwrite):
 
 
 def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, extra_meta=None,
-                  progress=True, overwrite=False):
+                  progress=True, overwrite=False, notify=None):
     """Build a DIGITS-layout dataset from a data plugin; returns the dataset.json dict.
 
     plugin: a DataIngestionInterface instance. `itemize_entries(stage)` is called once per
@@ -390,24 +417,58 @@ def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, ext
     (default: all cores; <= 1, or TensorFlow already imported: in-process) and returns a (feature, label) pair, a
     list of pairs, or an empty list for an entry it skips (listed in skipped.txt).
     stages: default every stage of STAGES with entries. encoding: None or 'png'.
-    The plugin may expose `label_names` (list of str) and `num_classes` (int)
+    The plugin may expose `label_names` (list of str), `num_classes` (int) and
+    `has_labels` (False: its size-1 labels are DIGITS' np.array([0]) "no label")
     attributes after itemize_entries; they go into dataset.json.
 
     dataset.json holds plugin_id, userdata, stages {stage: {count, feature_shape [C,H,W],
     feature_dtype, label_shape ([] scalar, null none, else [a,b,c]), skipped}},
     label_names, num_classes, encoding, and `extra_meta`.
     The dataset is built in `.<name>.tmp-<pid>` next to out_dir and renamed into place
-    only when complete; it is removed on any error or interrupt. An existing non-empty
-    out_dir is an error unless overwrite=True.
+    only when complete; it is removed on any error or interrupt, and a full disk is a
+    DataError. Leftovers of an interrupted earlier build are recovered first
+    (files.recover_staged), each action passed to `notify` (default: printed to
+    stderr). An existing non-empty out_dir is an error unless overwrite=True.
     """
     if encoding not in ENCODINGS:
         raise DataError(f"encoding {encoding!r}: expected one of none, png")
     encoding = None if encoding == "none" else encoding
     out_dir = os.path.abspath(os.fspath(out_dir))
+    for line in recover_staged(out_dir):
+        (notify or _notify)(line)
     _check_out_dir(out_dir, overwrite)
     workers = usable_cores() if workers is None else int(workers)
     if "tensorflow" in sys.modules:
         workers = 1  # forking a process whose TensorFlow runtime has started threads can deadlock
+    entries = _itemize(plugin, stages)
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    tmp_dir = staging_dir(out_dir, "tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    try:
+        os.makedirs(tmp_dir)
+        meta = _write_stages(plugin, entries, tmp_dir, encoding, workers, progress)
+        meta.update(extra_meta or {})
+        with open(os.path.join(tmp_dir, META_FILE), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=2, default=str)
+        move_into_place(tmp_dir, out_dir)
+    except OSError as error:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(f"{out_dir}: no space left on the device while writing the dataset "
+                            f"(nothing was written; free some space and run again)") from None
+        raise DataError(f"{out_dir}: cannot write the dataset ({error.strerror or error})") from None
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return json.loads(json.dumps(meta, default=str))
+
+
+def _notify(line):
+    print(f"digits-gan: {line}", file=sys.stderr)
+
+
+def _itemize(plugin, stages):
+    """{stage: entries} of the requested stages that have entries (main thread)."""
     requested = list(stages) if stages is not None else list(STAGES)
     for stage in requested:
         if stage not in STAGES:
@@ -416,47 +477,177 @@ def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, ext
     entries = {stage: items for stage, items in entries.items() if items}
     if not entries:
         raise DataError(f"plugin {plugin.get_id()!r} found no entries for {', '.join(requested)}")
+    return entries
 
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    tmp_dir = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    try:
-        os.makedirs(tmp_dir)
-        stage_meta, skipped = {}, []
-        with _Encoder(plugin, encoding, workers) as encoder:
-            for stage, items in entries.items():
-                stage_meta[stage], stage_skipped = _write_stage(
-                    encoder, items, stage, os.path.join(tmp_dir, stage), progress
-                )
-                stage_meta[stage]["skipped"] = len(stage_skipped)
-                skipped.extend(stage_skipped)
-        if skipped:
-            with open(os.path.join(tmp_dir, SKIPPED_FILE), "w", encoding="utf-8") as handle:
-                handle.writelines(line + "\n" for line in skipped)
-        label_names = getattr(plugin, "label_names", None)
-        num_classes = getattr(plugin, "num_classes", None)
-        scalar_labels = any(meta["label_shape"] == [] for meta in stage_meta.values())
-        if num_classes is None and scalar_labels and label_names:
-            num_classes = len(label_names)
-        meta = {
-            "plugin_id": plugin.get_id(),
-            "userdata": plugin.get_user_data(),
-            "stages": stage_meta,
-            "label_names": list(label_names) if label_names is not None else None,
-            "num_classes": num_classes,
-            "encoding": encoding or "none",
-        }
-        meta.update(extra_meta or {})
-        with open(os.path.join(tmp_dir, META_FILE), "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=2, default=str)
-        move_into_place(tmp_dir, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    return json.loads(json.dumps(meta, default=str))
+
+def _write_stages(plugin, entries, tmp_dir, encoding, workers, progress):
+    """Write every stage into tmp_dir; returns the dataset.json dict (without extra_meta)."""
+    stage_meta, skipped = {}, []
+    with _Encoder(plugin, encoding, workers) as encoder:
+        for stage, items in entries.items():
+            stage_meta[stage], stage_skipped = _write_stage(
+                encoder, items, stage, os.path.join(tmp_dir, stage), progress
+            )
+            stage_meta[stage]["skipped"] = len(stage_skipped)
+            skipped.extend(stage_skipped)
+    if skipped:
+        with open(os.path.join(tmp_dir, SKIPPED_FILE), "w", encoding="utf-8") as handle:
+            handle.writelines(line + "\n" for line in skipped)
+    if not getattr(plugin, "has_labels", True):
+        for meta in stage_meta.values():
+            if meta["label_shape"] == []:
+                meta["label_shape"] = None  # DIGITS' np.array([0]): no label
+    label_names = getattr(plugin, "label_names", None)
+    num_classes = getattr(plugin, "num_classes", None)
+    scalar_labels = any(meta["label_shape"] == [] for meta in stage_meta.values())
+    if num_classes is None and scalar_labels and label_names:
+        num_classes = len(label_names)
+    return {
+        "plugin_id": plugin.get_id(),
+        "userdata": plugin.get_user_data(),
+        "stages": stage_meta,
+        "label_names": list(label_names) if label_names is not None else None,
+        "num_classes": num_classes,
+        "encoding": encoding or "none",
+    }
 
 
 # ---------------------------------------------------------------- reading
+
+
+def _parse_datum(value, where):
+    if value is None:
+        raise DataError(f"{where}: an LMDB has fewer entries than its dataset says")
+    try:
+        return Datum.FromString(bytes(value))
+    except Exception as error:  # protobuf's DecodeError has no stable import path
+        raise DataError(f"{where}: an LMDB entry is not a Caffe Datum ({error})") from None
+
+
+def _read_meta(meta_path):
+    """dataset.json, checked: DataError naming the file and the first missing or wrong field."""
+    try:
+        with open(meta_path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"{meta_path}: not valid JSON ({error})") from None
+    except OSError as error:
+        raise DataError(f"{meta_path}: cannot read ({error.strerror})") from None
+    stages = meta.get("stages") if isinstance(meta, dict) else None
+    if not isinstance(stages, dict) or not any(stage in stages for stage in STAGES):
+        raise DataError(f"{meta_path}: expected a 'stages' object with at least one of {', '.join(STAGES)}")
+    for stage in (stage for stage in STAGES if stage in stages):
+        _check_stage_meta(meta_path, stage, stages[stage])
+    return meta
+
+
+def _check_stage_meta(meta_path, stage, stage_meta):
+    where = f"{meta_path}: stages.{stage}"
+    if not isinstance(stage_meta, dict):
+        raise DataError(f"{where}: expected an object with count, feature_shape, feature_dtype, label_shape")
+    count, shape = stage_meta.get("count"), stage_meta.get("feature_shape")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise DataError(f"{where}.count: expected a non-negative integer, got {count!r}")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise DataError(f"{where}.feature_shape: expected [C, H, W] of positive integers, got {shape!r}")
+    if stage_meta.get("feature_dtype") not in ("uint8", "float32"):
+        raise DataError(f"{where}.feature_dtype: expected 'uint8' or 'float32', got {stage_meta.get('feature_dtype')!r}")
+    label_shape = stage_meta.get("label_shape", "missing")
+    if not (label_shape is None or label_shape == [] or (
+            isinstance(label_shape, list) and len(label_shape) == 3 and all(isinstance(n, int) for n in label_shape))):
+        raise DataError(f"{where}.label_shape: expected null, [] or [a, b, c], got {label_shape!r}")
+
+
+def _open_lmdb(path):
+    """A read-only LMDB environment; DataError when `path` is missing or not an LMDB."""
+    if not os.path.isdir(path):
+        raise DataError(f"{path}: missing LMDB")
+    try:
+        return lmdb.open(path, readonly=True, lock=False, subdir=True)
+    except lmdb.Error as error:
+        raise DataError(f"{path}: not a readable LMDB ({error})") from None
+
+
+def _first_datum(env, path):
+    with env.begin() as txn:
+        value = next(txn.cursor().iternext(keys=False), None)
+    if value is None:
+        return None
+    try:
+        return Datum.FromString(value)
+    except Exception as error:  # protobuf's DecodeError has no stable import path
+        raise DataError(f"{path}: first entry is not a Caffe Datum ({error})") from None
+
+
+def _labels_file(dataset_dir):
+    """Class names of a DIGITS labels.txt beside the stages (one per line), or None."""
+    path = os.path.join(dataset_dir, "labels.txt")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
+def derive_meta(dataset_dir):
+    """What dataset.json would say of a dataset DIGITS wrote (it writes none): every
+    stage folder holding a `features` LMDB; count = LMDB entries; shape, dtype and
+    encoding from the first Datum; labels from the `labels` LMDB (array labels), else
+    each Datum's label: class ids, or none when every label is 0 (DIGITS' np.array([0]))
+    and no labels.txt names classes. 3-channel float features and labels are BGR, as
+    DIGITS' writer swaps them (channel_swap_float)."""
+    stage_meta, encodings, class_ids = {}, set(), []
+    for stage in STAGES:
+        features = os.path.join(dataset_dir, stage, FEATURES_DB)
+        if not os.path.isdir(features):
+            continue
+        stage_meta[stage], stage_ids, encoding = _derive_stage(os.path.join(dataset_dir, stage))
+        encodings.add(encoding)
+        class_ids += stage_ids
+    if not stage_meta:
+        raise DataError(f"{dataset_dir}: not a dataset (no {META_FILE}, and no "
+                        f"{'/, '.join(STAGES)}/ folder holding a '{FEATURES_DB}' LMDB)")
+    names = _labels_file(dataset_dir)
+    scalar = [meta for meta in stage_meta.values() if meta["label_shape"] == []]
+    if scalar and names is None and not any(class_ids):
+        for meta in scalar:
+            meta["label_shape"] = None
+    num_classes = len(names) if names else (max(class_ids) + 1 if scalar and any(class_ids) else None)
+    return {"plugin_id": None, "userdata": {}, "stages": stage_meta, "label_names": names,
+            "num_classes": num_classes, "encoding": "png" if "png" in encodings else "none",
+            "written_by": "DIGITS (no dataset.json: derived from the LMDBs)", "channel_swap_float": True}
+
+
+def _derive_stage(stage_dir):
+    """(stage meta, scalar class ids, encoding) of one DIGITS-written stage folder."""
+    features_path = os.path.join(stage_dir, FEATURES_DB)
+    env = _open_lmdb(features_path)
+    try:
+        count = env.stat()["entries"]
+        first = _first_datum(env, features_path)
+        if first is None:
+            raise DataError(f"{features_path}: the LMDB holds no entries")
+        labels_path = os.path.join(stage_dir, LABELS_DB)
+        class_ids = []
+        if os.path.isdir(labels_path):
+            labels_env = _open_lmdb(labels_path)
+            try:
+                label = _first_datum(labels_env, labels_path)
+            finally:
+                labels_env.close()
+            label_shape = [label.channels, label.height, label.width]
+        else:
+            label_shape = []
+            with env.begin(buffers=True) as txn:
+                class_ids = [Datum.FromString(bytes(value)).label for value in txn.cursor().iternext(keys=False)]
+    finally:
+        env.close()
+    if first.encoded:
+        dtype, encoding = "uint8", "png"
+    else:
+        dtype, encoding = ("uint8" if first.data else "float32"), "none"
+    meta = {"count": count, "feature_shape": [first.channels, first.height, first.width],
+            "feature_dtype": dtype, "label_shape": label_shape, "skipped": 0}
+    return meta, class_ids, encoding
 
 
 def _index_batches(count, batch_size, shuffle, repeat, rng, drop_remainder):
@@ -476,8 +667,8 @@ def _index_batches(count, batch_size, shuffle, repeat, rng, drop_remainder):
 
 
 class DatasetReader:
-    """Read a dataset written by write_dataset (or by DIGITS' generic-dataset writer,
-    when a dataset.json is present).
+    """Read a dataset written by write_dataset, or by DIGITS' generic-dataset writer
+    (no dataset.json: what it would say is derived from the LMDBs, see derive_meta).
 
     Features come back N,H,W,C: uint8 RGB for image data, float32 for float data.
     Labels: int64 (N,) for scalar labels, float32 (N,)+label_shape for array labels
@@ -486,14 +677,13 @@ class DatasetReader:
 
     def __init__(self, dataset_dir, memory_budget=DEFAULT_MEMORY_BUDGET):
         self.dataset_dir = os.fspath(dataset_dir)
+        if not os.path.exists(self.dataset_dir):
+            for line in recover_staged(self.dataset_dir):
+                _notify(line)
+        if not os.path.isdir(self.dataset_dir):
+            raise DataError(f"{self.dataset_dir}: not a dataset (no such folder)")
         meta_path = os.path.join(self.dataset_dir, META_FILE)
-        if not os.path.isfile(meta_path):
-            raise DataError(f"{self.dataset_dir}: not a dataset (no {META_FILE})")
-        try:
-            with open(meta_path, encoding="utf-8") as handle:
-                self.meta = json.load(handle)
-        except ValueError as error:
-            raise DataError(f"{meta_path}: not valid JSON ({error})") from None
+        self.meta = _read_meta(meta_path) if os.path.isfile(meta_path) else derive_meta(self.dataset_dir)
         self.memory_budget = memory_budget
         self._arrays = {}
 
@@ -527,10 +717,7 @@ class DatasetReader:
         return self.meta.get("label_names")
 
     def _open(self, stage, name):
-        path = os.path.join(self.dataset_dir, stage, name)
-        if not os.path.isdir(path):
-            raise DataError(f"{path}: missing LMDB")
-        return lmdb.open(path, readonly=True, lock=False, subdir=True)
+        return _open_lmdb(os.path.join(self.dataset_dir, stage, name))
 
     def _empty_arrays(self, stage, count):
         channels, height, width = self._stage(stage)["feature_shape"]
@@ -543,15 +730,20 @@ class DatasetReader:
         return x, y
 
     def _decode_into(self, x, y, position, feature_value, label_value):
-        datum = Datum.FromString(feature_value)
-        x[position] = datum_to_feature(datum)
+        swap = bool(self.meta.get("channel_swap_float"))
+        datum = _parse_datum(feature_value, self.dataset_dir)
+        feature = datum_to_feature(datum)
+        x[position] = feature[..., ::-1] if swap and not datum.data and feature.shape[-1] == 3 else feature
         if y is None:
             return
         if label_value is None:
             y[position] = datum.label
         else:
-            label = Datum.FromString(label_value)
-            y[position] = np.asarray(label.float_data, dtype=np.float32).reshape(y.shape[1:])
+            label = _parse_datum(label_value, self.dataset_dir)
+            values = datum_to_feature(label)  # H,W,C; DIGITS swaps 3-channel float labels too
+            if swap and not label.data and values.shape[-1] == 3:
+                values = values[..., ::-1]
+            y[position] = values.transpose(2, 0, 1).reshape(y.shape[1:])
 
     def read_all(self, stage):
         """All entries of a stage in key order: (x N,H,W,C, y or None). Once `batches`
@@ -576,6 +768,8 @@ class DatasetReader:
                     read += 1
                 if label_txn:
                     label_txn.abort()
+        except lmdb.Error as error:
+            raise DataError(f"{self.dataset_dir}/{stage}: cannot read the LMDB ({error})") from None
         finally:
             features_env.close()
             if labels_env:
@@ -666,12 +860,20 @@ class DatasetReader:
         dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
         return dataset.map(to_float).prefetch(tf.data.AUTOTUNE)
 
+    def has_mean(self, stage):
+        return os.path.isfile(os.path.join(self.dataset_dir, stage, MEAN_FILE))
+
     def mean(self, stage):
         """Mean feature of a stage: float32 H,W,C (RGB for 3-channel image data)."""
         path = os.path.join(self.dataset_dir, stage, MEAN_FILE)
         self._stage(stage)
-        with open(path, "rb") as handle:
-            blob = BlobProto.FromString(handle.read())
+        if not self.has_mean(stage):
+            raise DataError(f"{path}: not found (DIGITS writes no mean without force_same_shape)")
+        try:
+            with open(path, "rb") as handle:
+                blob = BlobProto.FromString(handle.read())
+        except Exception as error:  # OSError, or protobuf's DecodeError (no stable import path)
+            raise DataError(f"{path}: not a readable BlobProto ({error})") from None
         mean = np.asarray(blob.data, dtype=np.float32).reshape(blob.channels, blob.height, blob.width)
         if blob.channels == 3 and self._stage(stage)["feature_dtype"] == "uint8":
             mean = mean[::-1]

@@ -2,7 +2,9 @@
 
 Inside a DIGITS install our plugins subclass DIGITS' own interfaces so DIGITS accepts
 them; everywhere else they subclass the bundled classes below, which have the same
-methods and semantics (see ../shared/DIGITS_CONTRACT.md).
+methods and semantics as DIGITS' (digits/extensions/{data,view}/interface.py): the data
+base drops `is_inference_db`, the view base takes keyword arguments only.
+tests/digits_host/ runs the plugins against its own copy of DIGITS' classes.
 """
 
 try:  # pragma: no cover - exercised only inside a DIGITS install
@@ -12,8 +14,9 @@ except ImportError:
     class DataIngestionInterface:
         """A data plugin: turns source files into (feature, label) entries."""
 
-        def __init__(self, **kwargs):
-            # userdata is the only state DIGITS persists with the dataset job.
+        def __init__(self, is_inference_db=False, **kwargs):
+            # userdata is the only state DIGITS persists with the dataset job; the
+            # inference flag is not part of it (a plugin that needs it keeps it).
             self.userdata = kwargs
             for key, value in kwargs.items():
                 setattr(self, key, value)
@@ -70,8 +73,8 @@ except ImportError:
     class VisualizationInterface:
         """A view plugin: renders one network output per inference input."""
 
-        def __init__(self, dataset, **kwargs):
-            self.dataset = dataset
+        def __init__(self, **kwargs):
+            pass
 
         @staticmethod
         def get_config_form():
@@ -85,7 +88,16 @@ except ImportError:
         def get_default_visibility():
             return True
 
+        @staticmethod
+        def get_dirname():
+            raise NotImplementedError
+
         def get_header_template(self):
+            """(template, context) drawn once above the items, or (None, None)."""
+            return None, None
+
+        def get_ng_templates(self):
+            """(app_begin, app_end) AngularJS templates around the page, or (None, None)."""
             return None, None
 
         @staticmethod
@@ -93,6 +105,7 @@ except ImportError:
             raise NotImplementedError
 
         def get_summary_template(self):
+            # In DIGITS' interface but never called by its views: draw nothing only here.
             return None, None
 
         @staticmethod

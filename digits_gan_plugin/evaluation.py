@@ -8,7 +8,9 @@ A small CNN classifier, trained once per dataset and cached, judges generated di
 - Frechet distance between Gaussians fitted to the classifier's penultimate-layer features
   of generated and real held-out digits (FID with the digit classifier);
 - a mode-collapse indicator: per class, the mean pairwise pixel distance of generated samples
-  divided by that of real held-out samples (1.0 = as diverse as real data, ~0 = collapse).
+  divided by that of real held-out samples (1.0 = as diverse as real data, ~0 = collapse);
+- in the same feature space: KID (unbiased MMD^2, cubic kernel, mean and std over subsets),
+  improved precision / recall (k-NN manifolds, k = 3) and density / coverage (k = 5).
 
 Real held-out digits (the dataset's ``val_db``) give the ceiling for each figure.
 The metric functions use numpy only; TensorFlow/Keras is imported inside the functions
@@ -25,12 +27,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import jobdir
 from .errors import DataError
 from .files import write_json_atomic
 
 TRAIN_STAGE = "train_db"
 HELD_OUT_STAGE = "val_db"
-EVAL_FILENAME = "eval.json"
 
 # The training recipe of network-mnist.py on the embedded 5k MNIST sample, shared by
 # benchmarks/mnist_quality.py and examples/run_local.py (option names of `digits-gan train`).
@@ -190,6 +192,94 @@ def diversity_ratios(generated, generated_labels, real, real_labels, num_classes
         else:
             ratios.append(generated_spread / real_spread)
     return ratios
+
+
+# Offline metrics in the judge's feature space: KID (Binkowski et al. 2018), improved
+# precision / recall (Kynkaanniemi et al. 2019), density / coverage (Naeem et al. 2020).
+
+def _features(features, what):
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise DataError(f"{what}: expected N,F features with N >= 2, got shape {features.shape}")
+    return features
+
+
+def _mmd2_unbiased(x, y):
+    """Unbiased MMD^2 of samples x, y (m,F each) with k(a, b) = (a.b / F + 1)^3."""
+    m, dim = len(x), x.shape[1]
+    k_xx, k_yy, k_xy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(within - 2 * k_xy.mean())
+
+
+def kernel_inception_distance(features1, features2, subsets=50, subset_size=1000, seed=0):
+    """KID: the unbiased MMD^2 between two feature sets (N1,F and N2,F) with the cubic
+    polynomial kernel, averaged over `subsets` random subsets of `subset_size` rows of
+    each (at most min(N1, N2)) -> (mean, std over the subsets). ~0 for one distribution."""
+    x, y = _features(features1, "kid"), _features(features2, "kid")
+    size = min(subset_size, len(x), len(y))
+    rng = np.random.default_rng(seed)
+    values = [_mmd2_unbiased(x[rng.choice(len(x), size, replace=False)], y[rng.choice(len(y), size, replace=False)])
+              for _ in range(max(1, int(subsets)))]
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _distances(a, b):
+    """Euclidean distances a (N,F) x b (M,F) -> N,M float64."""
+    squared = np.sum(a ** 2, axis=1)[:, None] + np.sum(b ** 2, axis=1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(squared, 0, None))
+
+
+def _chunks(count, size=1024):
+    return (slice(start, start + size) for start in range(0, count, size))
+
+
+def knn_radii(features, k):
+    """Distance of each row of features (N,F) to its k-th nearest other row (N,)."""
+    if not 1 <= k < len(features):
+        raise DataError(f"k-NN radius: k is {k}, expected 1..{len(features) - 1}")
+    radii = np.empty(len(features))
+    for rows in _chunks(len(features)):
+        # column k of the sorted distances: index 0 is the row itself (distance 0)
+        radii[rows] = np.partition(_distances(features[rows], features), k, axis=1)[:, k]
+    return radii
+
+
+def _ball_counts(points, centres, radii):
+    """For each point (N,F): how many of the balls (centres M,F, radii M) hold it -> (N,) int."""
+    counts = np.empty(len(points), dtype=np.int64)
+    for rows in _chunks(len(points)):
+        counts[rows] = np.sum(_distances(points[rows], centres) <= radii[None, :], axis=1)
+    return counts
+
+
+def _subsample(features, max_samples, rng):
+    return features if len(features) <= max_samples else features[rng.choice(len(features), max_samples,
+                                                                             replace=False)]
+
+
+def manifold_metrics(real, generated, k_pr=3, k_dc=5, max_samples=5000, seed=0):
+    """Improved precision / recall (k = k_pr) and density / coverage (k = k_dc) of
+    generated features (M,F) against real ones (N,F), each subsampled to max_samples.
+
+    precision: fraction of generated samples inside some real sample's k-NN ball;
+    recall: fraction of real samples inside some generated sample's k-NN ball;
+    density: mean number of real balls holding a generated sample, divided by k (~1 when
+    both follow one distribution); coverage: fraction of real samples whose ball holds a
+    generated sample. All in [0, 1] except density (>= 0). Returns a dict."""
+    rng = np.random.default_rng(seed)
+    real = _subsample(_features(real, "manifold_metrics real"), max_samples, rng)
+    generated = _subsample(_features(generated, "manifold_metrics generated"), max_samples, rng)
+    real_pr, generated_pr, real_dc = knn_radii(real, k_pr), knn_radii(generated, k_pr), knn_radii(real, k_dc)
+    coverage = np.empty(len(real), dtype=bool)
+    for rows in _chunks(len(real)):
+        coverage[rows] = _distances(real[rows], generated).min(axis=1) <= real_dc[rows]
+    return {
+        "precision": float(np.mean(_ball_counts(generated, real, real_pr) > 0)),
+        "recall": float(np.mean(_ball_counts(real, generated, generated_pr) > 0)),
+        "density": float(np.mean(_ball_counts(generated, real, real_dc)) / k_dc),
+        "coverage": float(np.mean(coverage)),
+    }
 
 
 # -------------------------------------------------------------------------- classifier
@@ -406,33 +496,56 @@ def _labelled_split(reader, stage, dataset_dir):
 
 # -------------------------------------------------------------------------- evaluation
 
-def read_job_config(job_dir):
-    """JOBDIR/config.json as a dict, checked to be a conditional 28x28x1 MNIST-family job."""
-    path = os.path.join(job_dir, "config.json")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except OSError as error:
-        raise DataError(f"{path}: cannot read job config ({error.strerror}); is {job_dir} a training job?") from None
-    except ValueError as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
-    model = config.get("model") or {}
-    if not model.get("conditional") or not model.get("num_classes"):
-        raise DataError(f"{path}: model.conditional is {model.get('conditional')!r} and model.num_classes is "
-                        f"{model.get('num_classes')!r}; evaluate needs a conditional model with class labels "
-                        f"(MNIST-family)")
-    if list(model.get("input_shape") or []) != [28, 28, 1]:
-        raise DataError(f"{path}: model.input_shape is {model.get('input_shape')!r}; evaluate needs "
+def read_job(job_dir):
+    """(config dict, latent.ModelFacts) of a job, checked to be a conditional 28x28x1
+    MNIST-family job with a dataset."""
+    config = jobdir.read_config(job_dir)
+    facts = jobdir.model_facts_from_config(job_dir, config)
+    where = jobdir.JobPaths(job_dir).config
+    if not facts.conditional:
+        raise DataError(f"{where}: the model is not conditional ({facts.describe()}); evaluate needs a "
+                        f"conditional model with class labels (MNIST-family)")
+    if facts.input_shape != (28, 28, 1):
+        raise DataError(f"{where}: model.input_shape is {list(facts.input_shape)}; evaluate needs "
                         f"[28, 28, 1] (MNIST-family digits)")
     if not config.get("dataset"):
-        raise DataError(f"{path}: no 'dataset' path")
-    return config
+        raise DataError(f"{where}: no 'dataset' path")
+    return config, facts
 
 
 def _generate(job_dir, num_classes, per_class, seed, checkpoint):
     """(images uint8 N,28,28,1, labels int64 N) from the job's generator, per_class of each class."""
     from .runtime.inference import generate_classes
     return generate_classes(job_dir, list(range(num_classes)), per_class, seed, checkpoint=checkpoint)
+
+
+def judge(classifier, images, labels, x_val, y_val, x_train, seed=0):
+    """The judge's figures -> (generated, real) dicts: generated images (with the int
+    labels they were asked for) against real held-out digits x_val / y_val; the real
+    held-out digits against the train digits x_train give the floors."""
+    gen_probs, gen_features = classifier.predict(images)
+    val_probs, val_features = classifier.predict(x_val)
+    _, train_features = classifier.predict(x_train)
+    gen_predicted = np.argmax(gen_probs, axis=1)
+    kid, kid_std = kernel_inception_distance(gen_features, val_features, seed=seed)
+    kid_floor, kid_floor_std = kernel_inception_distance(val_features, train_features, seed=seed)
+    generated = {
+        "conditional_accuracy": conditional_accuracy(gen_probs, labels),
+        "per_class_accuracy": [float(np.mean(gen_predicted[labels == k] == k)) for k in range(classifier.num_classes)],
+        "mnist_score": classifier_score(gen_probs),
+        "frechet_distance": features_frechet_distance(gen_features, val_features),
+        "kid": kid, "kid_std": kid_std,
+        **manifold_metrics(val_features, gen_features, seed=seed),
+    }
+    real = {
+        "count": int(len(x_val)),
+        "accuracy": conditional_accuracy(val_probs, y_val),
+        "mnist_score": classifier_score(val_probs),
+        "frechet_distance_floor": features_frechet_distance(val_features, train_features),
+        "kid_floor": kid_floor, "kid_floor_std": kid_floor_std,
+        "manifold_floor": manifold_metrics(val_features, train_features, seed=seed),
+    }
+    return generated, real
 
 
 def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_settings=None, progress=True):
@@ -449,10 +562,10 @@ def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_setting
 
     if checkpoint not in (None, "best", "last"):
         raise DataError(f"checkpoint {checkpoint!r}: expected 'best' or 'last'")
-    config = read_job_config(job_dir)
+    config, facts = read_job(job_dir)
     if checkpoint is None:
         checkpoint = "best" if config.get("best_metric") else "last"
-    num_classes = int(config["model"]["num_classes"])
+    num_classes = facts.num_classes
     per_class = int(samples) // num_classes
     if per_class < 2:
         raise DataError(f"--samples {samples}: need at least 2 per class ({2 * num_classes} for {num_classes} classes)")
@@ -466,25 +579,9 @@ def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_setting
     x_val, y_val = _labelled_split(reader, HELD_OUT_STAGE, dataset_dir)
     x_train, _ = _labelled_split(reader, TRAIN_STAGE, dataset_dir)
 
-    gen_probs, gen_features = classifier.predict(images)
-    val_probs, val_features = classifier.predict(x_val)
-    _, train_features = classifier.predict(x_train)
-    gen_predicted = np.argmax(gen_probs, axis=1)
+    generated, real = judge(classifier, images, labels, x_val, y_val, x_train, seed)
     diversity = diversity_ratios(images, labels, x_val, y_val, num_classes, seed=seed)
     known = [(ratio, k) for k, ratio in enumerate(diversity) if ratio is not None]
-
-    generated = {
-        "conditional_accuracy": conditional_accuracy(gen_probs, labels),
-        "per_class_accuracy": [float(np.mean(gen_predicted[labels == k] == k)) for k in range(num_classes)],
-        "mnist_score": classifier_score(gen_probs),
-        "frechet_distance": features_frechet_distance(gen_features, val_features),
-    }
-    real = {
-        "count": int(len(x_val)),
-        "accuracy": conditional_accuracy(val_probs, y_val),
-        "mnist_score": classifier_score(val_probs),
-        "frechet_distance_floor": features_frechet_distance(val_features, train_features),
-    }
     result = {
         "job_dir": os.path.abspath(job_dir),
         "dataset": os.path.abspath(dataset_dir),
@@ -505,7 +602,7 @@ def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_setting
         },
     }
     result["summary"] = summarize(result)
-    write_json_atomic(os.path.join(job_dir, EVAL_FILENAME), result)
+    write_json_atomic(jobdir.JobPaths(job_dir).eval_json, result)
     return result
 
 
@@ -524,6 +621,14 @@ def summarize(result):
         f"ratio {ratios['mnist_score']:.3f})",
         f"Frechet distance {generated['frechet_distance']:.3f} (real floor {real['frechet_distance_floor']:.3f})",
     ]
+    if "kid" in generated:  # eval.json files written before these figures lack them
+        floor = real["manifold_floor"]
+        lines += [
+            f"KID {generated['kid']:.4f} +- {generated['kid_std']:.4f} (real floor {real['kid_floor']:.4f})",
+            "precision {precision:.3f}  recall {recall:.3f}  density {density:.3f}  coverage {coverage:.3f}"
+            .format(**generated) + " (real: {precision:.3f} / {recall:.3f} / {density:.3f} / {coverage:.3f})"
+            .format(**floor),
+        ]
     if collapse["min"] is not None:
         lines.append(f"diversity vs real: min {collapse['min']:.3f} (class {collapse['min_class']})"
                      f"{'  <- possible mode collapse' if collapse['min'] < 0.5 else ''}")

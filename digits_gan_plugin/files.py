@@ -41,10 +41,18 @@ def write_json_atomic(path, data):
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def staging_dir(out_dir, kind="tmp", pid=None):
+    """The hidden sibling `.<name>.<kind>-<pid>` of `out_dir` where a new version is
+    built (kind 'tmp') or the old one waits while it is replaced (kind 'old')."""
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    return os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.{kind}-{pid or os.getpid()}")
+
+
 def move_into_place(tmp_dir, out_dir):
     """Rename the finished folder `tmp_dir` to `out_dir` (same parent), replacing an
-    existing `out_dir`: it is moved aside first and removed only once the new one is in
-    place."""
+    existing `out_dir`: it is moved aside first (to staging_dir(out_dir, 'old')) and
+    removed only once the new one is in place. A process killed between the two
+    renames leaves the old version aside: `recover_staged` puts it back."""
     tmp_dir, out_dir = os.fspath(tmp_dir), os.fspath(out_dir)
     if not os.path.isdir(out_dir):
         os.rename(tmp_dir, out_dir)
@@ -53,10 +61,48 @@ def move_into_place(tmp_dir, out_dir):
         os.rmdir(out_dir)
         os.rename(tmp_dir, out_dir)
         return
-    old_dir = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.old-{os.getpid()}")
+    old_dir = staging_dir(out_dir, "old")
     os.rename(out_dir, old_dir)
     os.rename(tmp_dir, out_dir)
     shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def recover_staged(out_dir):
+    """Clean up after a build of `out_dir` that was killed: a version moved aside by
+    move_into_place is renamed back when `out_dir` is missing (the old one stays usable
+    until a new one is complete), and unfinished or superseded staging folders are
+    removed. Folders of processes still running are left alone. Returns one line per
+    action, for the caller to show."""
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    parent, prefix = os.path.dirname(out_dir), f".{os.path.basename(out_dir)}."
+    if not os.path.isdir(parent):
+        return []
+    leftovers = []
+    for name in sorted(os.listdir(parent)):
+        kind, _, pid = name[len(prefix):].rpartition("-")
+        if name.startswith(prefix) and kind in ("tmp", "old") and pid.isdigit() and not (
+                int(pid) != os.getpid() and _process_alive(int(pid))):
+            leftovers.append((kind, os.path.join(parent, name)))
+    actions = []
+    for kind, path in leftovers:
+        if kind == "old" and not os.path.exists(out_dir):
+            os.rename(path, out_dir)
+            actions.append(f"{out_dir}: restored the previous version from {path} (a replacement was interrupted)")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            what = "an unfinished new version" if kind == "tmp" else "the replaced version"
+            actions.append(f"{out_dir}: removed {path}, {what} left by an interrupted run")
+    return actions
 
 
 def usable_cores():

@@ -189,7 +189,7 @@ def _load_square_pillow(path, size, mode, crop):
                 if drafted is not None:
                     scale = drafted[1][2] / width
             if image.mode not in ("L", "RGB"):  # palette, alpha, 16-bit...: resize needs plain pixels
-                image = image.convert(mode)
+                image = _to_8bit(image, path, mode)
             left, top = (width - side) * scale / 2, (height - side) * scale / 2
             box = (left, top, left + side * scale, top + side * scale)
             shrinking = side * scale >= size
@@ -199,6 +199,30 @@ def _load_square_pillow(path, size, mode, crop):
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"{path}: not a readable image ({error})") from None
     return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _to_8bit(image, path, mode):
+    """`image` (any Pillow mode) as 8-bit `mode` pixels. 16-bit grey is scaled
+    (65535 -> 255), not clipped as Pillow's convert would; float pixels and 32-bit
+    integers beyond 16 bits have no agreed scale and are refused naming the file."""
+    from PIL import Image
+
+    if image.mode in _WIDE_GREY_MODES:
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DataError(f"{path}: {image.mode} pixels span {values.min()}..{values.max()}, "
+                            f"expected 8- or 16-bit values (0..65535)")
+        grey = np.rint(values.astype(np.float64) / 257.0).astype(np.uint8)
+        return Image.fromarray(grey).convert(mode)
+    if image.mode == "F":
+        raise DataError(f"{path}: floating-point pixels have no 8-bit scale; save the image as 8- or 16-bit")
+    try:
+        return image.convert(mode)
+    except ValueError as error:
+        raise DataError(f"{path}: cannot convert {image.mode} pixels to {mode} ({error})") from None
 
 
 def _resize(pixels, box, size):
@@ -286,3 +310,48 @@ def list_image_files(folder):
     """Sorted paths of the image files (by suffix, case-insensitive) directly in folder."""
     return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
             if name.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(folder, name))]
+
+
+def _class_order(name):
+    """Sort key of class folder names: numbers by value (so 0, 1, ..., 10), then text."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def list_labelled_images(folder, class_names=None):
+    """The images of `folder`, labelled by the class sub-folder they sit in.
+
+    Returns (paths, labels, names). With class sub-folders (those holding images):
+    names are the classes: `class_names` when given (e.g. a training set's label
+    names), else the sub-folder names in sorted order, except that folders all named
+    by numbers are those class ids (0..9 are the digits, even with one missing).
+    labels: the int class id of each path (the index of its folder's name in `names`);
+    images directly in `folder` come first with label -1. Without sub-folders: the
+    folder's images, labels and names None. DataError when `folder` is missing or a
+    sub-folder is not one of `class_names`.
+    """
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder}: image folder not found")
+    top = list_image_files(folder)
+    found = sorted((name for name in os.listdir(folder)
+                    if os.path.isdir(os.path.join(folder, name)) and list_image_files(os.path.join(folder, name))),
+                   key=_class_order)
+    if not found:
+        return top, None, None
+    if class_names is not None:
+        names = [str(name) for name in class_names]
+    elif all(name.isdigit() for name in found):
+        names = [str(index) for index in range(max(int(name) for name in found) + 1)]
+        for name in found:
+            names[int(name)] = name
+    else:
+        names = found
+    unknown = [name for name in found if name not in names]
+    if unknown:
+        raise DataError(f"{os.path.join(folder, unknown[0])}: sub-folder is not one of the classes "
+                        f"{', '.join(map(str, names))}")
+    paths, labels = list(top), [-1] * len(top)
+    for name in found:
+        inside = list_image_files(os.path.join(folder, name))
+        paths += inside
+        labels += [names.index(name)] * len(inside)
+    return paths, labels, names

@@ -6,19 +6,21 @@ conditional models, 0 otherwise). Tasks are small functions registered with
 ``@register_task``; ``run_task`` resolves the seed, calls the task and records what was
 asked for, so the result can be reproduced.
 """
-import json
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from .errors import DataError
+from .files import atomic_write
+from .imaging import IMAGE_SUFFIXES, list_labelled_images
 from .options import Option
-from .runtime.vectors import sample_z
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Below this |sin(angle)| the great circle through a and b is ill-defined.
 _PARALLEL_EPS = 1e-7
 
@@ -80,8 +82,9 @@ def _parse_numbers(text, what):
             value = float(token)
         except ValueError:
             raise DataError(f"{what}: {token!r} at position {position} is not a number") from None
-        if not np.isfinite(value):
-            raise DataError(f"{what}: {token!r} at position {position} is not a finite number")
+        if not np.isfinite(value) or abs(value) > _FLOAT32_MAX:
+            raise DataError(f"{what}: {token!r} at position {position} is not a finite float32 number "
+                            f"(expected |x| <= {_FLOAT32_MAX:.4g})")
         values.append(value)
     return np.asarray(values, dtype=np.float32)
 
@@ -91,63 +94,135 @@ def format_vector(vector):
     return "[" + ", ".join(repr(float(v)) for v in np.asarray(vector, dtype=np.float32)) + "]"
 
 
-@dataclass(frozen=True)
-class LatentSpace:
-    """What a trained job's generator takes: z size, classes, image shape.
+Z_DISTRIBUTIONS = ("uniform", "normal")
+INFERENCE_INPUTS = ("z", "image")
+# What a job written before z_distribution was recorded, or a model file that says
+# nothing, draws z from: N(0, 1), as DIGITS' GAN plugin does.
+DEFAULT_Z_DISTRIBUTION = "normal"
 
-    z_dim: int or None (None for models without a z input, e.g. encoders).
-    num_classes: int or None. conditional: True when the generator takes a class one-hot.
-    input_shape: (H, W, C) of the images the model was trained on.
-    z_distribution: 'uniform' (U(-1, 1)) or 'normal' (N(0, 1)): what random z's follow.
+
+def sample_z(count, z_dim, rng, distribution=DEFAULT_Z_DISTRIBUTION):
+    """float32 count x z_dim noise: U(-1, 1) ('uniform') or N(0, 1) ('normal')."""
+    if distribution == "uniform":
+        return rng.uniform(-1.0, 1.0, (count, z_dim)).astype(np.float32)
+    return rng.standard_normal((count, z_dim)).astype(np.float32)
+
+
+def check_finite(values, what):
+    """`values` as float32, or DataError naming `what` when an entry is NaN, infinite or
+    outside float32's range (it would overflow to inf)."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{what}: expected numbers, got {np.asarray(values).dtype} values") from None
+    bad = ~np.isfinite(array) | (np.abs(np.nan_to_num(array, nan=0.0)) > _FLOAT32_MAX)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = ", ".join(f"{axis} {i + 1}" for axis, i in zip(("row", "column", "item"), index[-3:]))
+        if len(index) == 1:
+            where = f"position {index[0] + 1}"
+        raise DataError(f"{what}: {float(array[index])!r} at {where or 'its only value'} is not a finite "
+                        f"float32 number (expected |x| <= {_FLOAT32_MAX:.4g})")
+    return array.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a trained model takes and makes; saved as config.json's 'model' section.
+
+    z_dim: int, or None for models without a z input (encoders). num_classes: classes
+    (scalar labels) or attributes (1,1,K labels) of the training dataset, or None.
+    conditional: True when the generator takes a class one-hot after z. input_shape:
+    (H, W, C) of the training images. job: the job directory it was read from (for
+    messages). network: the model file. inference_input: 'z' (generators) or 'image'
+    (encoders); default 'z' exactly when z_dim is set. z_distribution: 'uniform'
+    (U(-1, 1)) or 'normal' (N(0, 1)). class_names: the dataset's label names or None.
+    Invalid combinations raise DataError (see `from_dict` for the file's name).
     """
 
-    z_dim: int
-    num_classes: int
+    z_dim: Optional[int]
+    num_classes: Optional[int]
     conditional: bool
     input_shape: tuple
-    job: str = None
-    z_distribution: str = "uniform"
+    job: Optional[str] = None
+    network: Optional[str] = None
+    inference_input: Optional[str] = None
+    z_distribution: str = DEFAULT_Z_DISTRIBUTION
+    class_names: Optional[tuple] = None
+
+    def __post_init__(self):
+        def fix(name, value):
+            object.__setattr__(self, name, value)
+
+        fix("input_shape", tuple(int(n) for n in self.input_shape))
+        fix("conditional", bool(self.conditional))
+        if self.class_names is not None:
+            fix("class_names", tuple(str(n) for n in self.class_names))
+        if self.inference_input is None:
+            fix("inference_input", "z" if self.z_dim else "image")
+        for name in ("z_dim", "num_classes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise DataError(f"{name} is {value!r}, expected a positive integer (or null)")
+            fix(name, None if value is None else int(value))
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise DataError(f"input_shape is {list(self.input_shape)}, expected [H, W, C]")
+        if self.conditional and not self.num_classes:
+            raise DataError(f"conditional is true but num_classes is {self.num_classes}")
+        if self.z_distribution not in Z_DISTRIBUTIONS:
+            raise DataError(f"z_distribution is {self.z_distribution!r}, expected 'uniform' or 'normal'")
+        if self.inference_input not in INFERENCE_INPUTS or (self.inference_input == "z" and not self.z_dim):
+            raise DataError(f"inference_input is {self.inference_input!r}, expected 'image', "
+                            f"or 'z' with z_dim set")
 
     @property
     def y_dim(self):
+        """Width of the class one-hot after z: num_classes when conditional, else 0."""
         return self.num_classes if self.conditional else 0
 
     @property
+    def vector_width(self):
+        """Width D = z_dim + y_dim of a generator's input (y_dim for models without z)."""
+        return (self.z_dim or 0) + self.y_dim
+
+    @property
     def vector_dim(self):
+        """z_dim + y_dim; DataError for models without a z input."""
         return self.require_z_dim() + self.y_dim
 
+    def to_dict(self):
+        """The config.json 'model' section (y_dim and vector_width included for readers)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "job"}
+        data.update(input_shape=list(self.input_shape), y_dim=self.y_dim,
+                    class_names=None if self.class_names is None else list(self.class_names))
+        return data
+
     @classmethod
-    def from_job(cls, job_dir):
-        """Read `job_dir/config.json` -> model {z_dim, num_classes, conditional, input_shape}."""
-        path = os.path.join(job_dir, "config.json")
+    def from_dict(cls, data, source="model", job=None):
+        """ModelFacts from a config.json 'model' section; DataError naming `source`
+        when a field is missing or wrong. Unknown keys are ignored."""
+        if not isinstance(data, dict):
+            raise DataError(f"{source}: expected a 'model' section (a JSON object), got {type(data).__name__}")
+        fields = {key: data[key] for key in cls.__dataclass_fields__ if key in data and key != "job"}
+        if data.get("z_distribution") is None:
+            fields.pop("z_distribution", None)
         try:
-            with open(path, encoding="utf-8") as handle:
-                model = json.load(handle)["model"]
-        except FileNotFoundError:
-            raise DataError(f"{path}: not found; is {job_dir} a training job directory?") from None
-        except (ValueError, KeyError, TypeError) as error:
-            raise DataError(f"{path}: expected JSON with a 'model' section ({error})") from None
-        try:
-            z_dim = None if model.get("z_dim") is None else int(model["z_dim"])
-            num_classes = None if model.get("num_classes") is None else int(model["num_classes"])
-            conditional = bool(model.get("conditional", False))
-            input_shape = tuple(int(n) for n in model["input_shape"])
-            z_distribution = str(model.get("z_distribution") or "uniform")
-            y_dim = model.get("y_dim")
-        except (KeyError, TypeError, ValueError) as error:
-            raise DataError(f"{path}: model section needs z_dim, num_classes, conditional, "
-                            f"input_shape [H, W, C] ({error!r})") from None
-        if conditional and not num_classes:
-            raise DataError(f"{path}: model.conditional is true but model.num_classes is {num_classes}")
-        if len(input_shape) != 3:
-            raise DataError(f"{path}: model.input_shape is {list(input_shape)}, expected [H, W, C]")
-        if z_distribution not in ("uniform", "normal"):
-            raise DataError(f"{path}: model.z_distribution is {z_distribution!r}, expected 'uniform' or 'normal'")
-        space = cls(z_dim, num_classes, conditional, input_shape, os.path.abspath(job_dir), z_distribution)
-        if y_dim is not None and int(y_dim) != space.y_dim:
-            raise DataError(f"{path}: model.y_dim is {y_dim}, expected {space.y_dim} "
+            facts = cls(job=job, **fields)
+        except DataError as error:
+            raise DataError(f"{source}: model.{error}") from None
+        except TypeError as error:  # a required field is missing
+            raise DataError(f"{source}: model section needs z_dim, num_classes, conditional and "
+                            f"input_shape [H, W, C] ({error})") from None
+        except ValueError as error:
+            raise DataError(f"{source}: model section has a field of the wrong type ({error})") from None
+        y_dim = data.get("y_dim")
+        if y_dim is not None and y_dim != facts.y_dim:
+            raise DataError(f"{source}: model.y_dim is {y_dim}, expected {facts.y_dim} "
                             f"(num_classes when conditional, else 0)")
-        return space
+        return facts
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
 
     def require_z_dim(self):
         if not self.z_dim:
@@ -158,18 +233,22 @@ class LatentSpace:
         if not self.conditional:
             raise DataError(f"task {task} needs a class-conditional model; job {self.job} is unconditional")
 
+    def sample(self, count, rng):
+        """float32 count x z_dim z's drawn from the model's z_distribution."""
+        return sample_z(count, self.require_z_dim(), rng, self.z_distribution)
+
     def z(self, value, rng, what="z"):
-        """float32 (z_dim,): `value` parsed from text, or drawn from `rng` (the model's
-        z_distribution) when empty."""
+        """float32 (z_dim,): `value` parsed from text (or a sequence), or drawn from `rng`
+        (the model's z_distribution) when empty."""
         z_dim = self.require_z_dim()
         if value is None or (isinstance(value, str) and not value.strip()):
-            return sample_z(1, z_dim, rng, self.z_distribution)[0]
+            return self.sample(1, rng)[0]
         if isinstance(value, str):
             return parse_vector(value, z_dim, what)
-        vector = np.asarray(value, dtype=np.float32).reshape(-1)
+        vector = np.asarray(value).reshape(-1)
         if vector.size != z_dim:
             raise DataError(f"{what} has {vector.size} numbers, expected {z_dim}")
-        return vector
+        return check_finite(vector, what)
 
     def one_hot(self, label):
         """float32 (y_dim,) one-hot of class `label` (empty for unconditional models)."""
@@ -180,11 +259,46 @@ class LatentSpace:
             y[int(label)] = 1.0
         return y
 
+    def one_hots(self, labels):
+        """float32 (N, y_dim) one-hots of int class ids `labels` (N,)."""
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if not self.conditional:
+            return np.zeros((len(labels), 0), np.float32)
+        bad = labels[(labels < 0) | (labels >= self.num_classes)]
+        if bad.size:
+            raise DataError(f"class is {int(bad[0])}, expected 0..{self.num_classes - 1}")
+        return np.eye(self.num_classes, dtype=np.float32)[labels]
+
     def join(self, z, y):
-        """Concatenate z (..., z_dim) and y (..., y_dim) into float32 (N, vector_dim)."""
+        """Concatenate z (..., z_dim) and y (..., y_dim) into float32 (N, vector_dim);
+        a single z or y is repeated to the other's count."""
         z = np.asarray(z, dtype=np.float32).reshape(-1, self.require_z_dim())
-        y = np.broadcast_to(np.asarray(y, dtype=np.float32), (len(z), self.y_dim))
-        return np.concatenate([z, y], axis=1)
+        y = np.asarray(y, dtype=np.float32).reshape(-1, self.y_dim) if self.y_dim else np.zeros((1, 0), np.float32)
+        count = max(len(z), len(y))
+        return np.concatenate([np.broadcast_to(z, (count, z.shape[1])), np.broadcast_to(y, (count, self.y_dim))],
+                              axis=1)
+
+    def with_labels(self, z, labels):
+        """z (N x z_dim) joined with the one-hots of int `labels` (N,)."""
+        return self.join(z, self.one_hots(labels))
+
+    def grid_vectors(self, seed, rows=8):
+        """Fixed vectors for the per-epoch sample grid -> (vectors N x D, (rows, cols)).
+
+        Conditional: one column per class, each row one z shared across its columns.
+        Unconditional: rows x rows different z.
+        """
+        rng = np.random.default_rng(seed)
+        if self.conditional:
+            cols = self.num_classes
+            z = np.repeat(self.sample(rows, rng), cols, axis=0)
+            return self.with_labels(z, np.tile(np.arange(cols), rows)), (rows, cols)
+        return self.sample(rows * rows, rng), (rows, rows)
+
+    def describe(self):
+        """Short text for messages, e.g. 'z_dim 100 + 10 classes (normal z)'."""
+        text = f"z_dim {self.z_dim}" if self.z_dim else "no z input"
+        return text + (f" + {self.num_classes} classes" if self.conditional else "") + f" ({self.z_distribution} z)"
 
 
 @dataclass
@@ -270,7 +384,10 @@ def run_task(name, space, seed=None, **params):
     task = get_task(name)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    batch = task.func(space, np.random.default_rng(int(seed)), **params)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, naming the task
+        batch = task.func(space, np.random.default_rng(int(seed)), **params)
+    if batch.vectors is not None:  # e.g. an analogy's sink1 + sink2 - source, or a huge coefficient
+        batch.vectors = check_finite(batch.vectors, f"{name}: the vectors computed from the given values")
     batch.params = {**params, **batch.params, "seed": int(seed)}
     return batch
 
@@ -295,37 +412,62 @@ Z_HELP = "numbers separated by spaces or commas, brackets allowed; empty: random
 Z = Option("z", str, "", help=f"z vector: {Z_HELP}")
 LABEL = Option("label", int, None, min=0, help="class of conditional models; empty: random")
 ROWS = Option("rows", int, 10, min=1, help="grid rows")
-STEPS = Option("steps", int, 10, min=1, help="images per row")
+STEPS = Option("steps", int, 10, min=1, help="images along the sweep (style sweep: its rows, DIGITS' row "
+                                              "count; attribute edit: its columns)")
 
 
-@register_task("class-sweep", "Class sweep", [Z, ROWS])
-def class_sweep(space, rng, z="", rows=10):
+@register_task("class-sweep", "Class sweep", [
+    Z, ROWS,
+    Option("interpolate", str, "whole", choices=("whole", "label"),
+           help="whole (default, as DIGITS): slerp the whole [z, one-hot] vector from class c (top row) "
+                "to class c+1 (bottom row), both ends included; label: keep z fixed and slerp only the "
+                "one-hot, stopping one step before c+1 (where the next column starts), which keeps the "
+                "class part of unit length all the way"),
+])
+def class_sweep(space, rng, z="", rows=10, interpolate="whole"):
     """One z; each column morphs class c into class c+1 from top to bottom (rows x classes)."""
     space.require_conditional("class-sweep")
-    classes = space.num_classes
-    rows = _steps(rows, "rows")
+    classes, rows = space.num_classes, _steps(rows, "rows")
     z = space.z(z, rng)
-    # Exclusive end: the next column starts where this one would have arrived.
-    t = np.arange(rows) / rows
-    labels = np.stack([slerp(space.one_hot(c), space.one_hot((c + 1) % classes), t) for c in range(classes)],
-                      axis=1)  # rows x classes x y_dim
-    vectors = space.join(np.broadcast_to(z, (rows * classes, z.size)), labels.reshape(rows * classes, -1))
+    if interpolate == "whole":
+        starts = space.join(np.broadcast_to(z, (classes, z.size)), space.one_hots(np.arange(classes)))
+        ends = np.roll(starts[:, z.size:], -1, axis=0)  # class c+1 (wrapping) with the same z
+        ends = np.concatenate([starts[:, :z.size], ends], axis=1)
+        cells = np.stack([slerp(a, b, _fractions(rows)) for a, b in zip(starts, ends)], axis=1)
+        vectors = cells.reshape(rows * classes, -1).astype(np.float32)
+    elif interpolate == "label":
+        t = np.arange(rows) / rows
+        labels = np.stack([slerp(space.one_hot(c), space.one_hot((c + 1) % classes), t) for c in range(classes)],
+                          axis=1)  # rows x classes x y_dim
+        vectors = space.join(np.broadcast_to(z, (rows * classes, z.size)), labels.reshape(rows * classes, -1))
+    else:
+        raise DataError(f"interpolate is {interpolate!r}, expected 'whole' or 'label'")
     return LatentBatch(vectors, grid=(rows, classes), frames=rows, sweep_axis=0)
 
 
 @register_task("style-sweep", "Style sweep", [
-    Option("z_start", str, "", help=f"z at the left: {Z_HELP}"),
-    Option("z_end", str, "", help=f"z at the right: {Z_HELP}"),
+    Option("z_start", str, "", help=f"z of the first row (left column with --layout transposed): {Z_HELP}"),
+    Option("z_end", str, "", help=f"z of the last row (right column with --layout transposed): {Z_HELP}"),
     STEPS,
+    Option("layout", str, "digits", choices=("digits", "transposed"),
+           help="digits (default, as DIGITS): one row per slerp step from z_start (top) to z_end (bottom), "
+                "one column per class; transposed: one row per class, the steps from left to right"),
 ])
-def style_sweep(space, rng, z_start="", z_end="", steps=10):
-    """Two z's slerped from left to right; each row one class (one row if unconditional)."""
+def style_sweep(space, rng, z_start="", z_end="", steps=10, layout="digits"):
+    """Two z's slerped from the first row to the last; each column one class (one column
+    if unconditional). --layout transposed swaps rows and columns."""
     steps = _steps(steps, "steps")
+    if layout not in ("digits", "transposed"):
+        raise DataError(f"layout is {layout!r}, expected 'digits' or 'transposed'")
     start, end = space.z(z_start, rng, "z_start"), space.z(z_end, rng, "z_end")
     zs = slerp(start, end, _fractions(steps))  # steps x z_dim
-    classes = range(space.num_classes) if space.conditional else [None]
-    vectors = np.concatenate([space.join(zs, space.one_hot(c)) for c in classes])
-    return LatentBatch(vectors, grid=(len(classes), steps), frames=steps, sweep_axis=1)
+    classes = list(range(space.num_classes)) if space.conditional else [None]
+    by_class = np.stack([space.join(zs, space.one_hot(c)) for c in classes])  # classes x steps x D
+    if layout == "transposed":
+        return LatentBatch(by_class.reshape(len(classes) * steps, -1), grid=(len(classes), steps),
+                           frames=steps, sweep_axis=1)
+    vectors = by_class.transpose(1, 0, 2).reshape(steps * len(classes), -1)
+    return LatentBatch(vectors, grid=(steps, len(classes)), frames=steps, sweep_axis=0)
 
 
 @register_task("single", "Single image", [Z, LABEL])
@@ -388,17 +530,75 @@ def analogy(space, rng, source="", sink1="", sink2="", rows=10, cols=10, label=N
                        params={"label": label})
 
 
+def read_arrays(path, what="array file"):
+    """{name: array} of an .npz (never unpickled) or .h5/.hdf5 file; DataError naming
+    `path` for a missing, empty, truncated or otherwise unreadable file."""
+    path = os.fspath(path)
+    try:
+        if path.lower().endswith((".h5", ".hdf5")):
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                return {key: handle[key][()] for key in handle.keys()}
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found") from None
+    except Exception as error:  # zip, zlib, HDF5 errors and pickle refusals: the file is bad
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"{path}: not a readable {what} ({reason})") from None
+
+
+def save_arrays(path, arrays):
+    """Write arrays to .npz or HDF5 (by `path`'s suffix), atomically."""
+    def write(tmp):
+        if str(path).lower().endswith(".npz"):
+            np.savez(tmp, **arrays)
+        else:
+            import h5py
+
+            with h5py.File(tmp, "w") as out:
+                for key, value in arrays.items():
+                    out.create_dataset(key, data=value)
+
+    atomic_write(path, write)
+
+
+def read_z_file(path):
+    """float32 N x D vectors from .npz (array 'z' or the only one), .h5/.hdf5 (dataset
+    'z' or the only one) or text (one vector per line, whitespace or comma separated).
+    DataError naming `path` when it is unreadable, empty, ragged or holds a value that
+    is not a finite float32."""
+    path = os.fspath(path)
+    if path.lower().endswith((".npz", ".h5", ".hdf5")):
+        arrays = read_arrays(path, "z file")
+        if "z" not in arrays and len(arrays) != 1:
+            raise DataError(f"{path}: holds {', '.join(arrays) or 'no arrays'}; expected an array named 'z'")
+        array = arrays["z"] if "z" in arrays else next(iter(arrays.values()))
+        if not np.issubdtype(array.dtype, np.number) or array.ndim < 1:
+            raise DataError(f"{path}: the z array is {array.dtype} {array.shape}, expected numbers N x D")
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = [line.replace(",", " ") for line in handle if line.strip()]
+            array = np.loadtxt(lines, ndmin=2, dtype=np.float64) if lines else np.zeros((0, 0))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            raise DataError(f"{path}: cannot read z vectors ({reason})") from None
+    if not array.size:
+        raise DataError(f"{path}: holds no z vectors, expected one vector per line (or an N x D array)")
+    return check_finite(array, f"{path}").reshape(len(array), -1)
+
+
 def load_attribute_vectors(path, z_dim):
-    """Read attribute directions from an .npz -> {name: float32 (z_dim,)}.
+    """Read attribute directions from an .npz -> {name: float32 (z_dim,)} (z_dim None:
+    any one length).
 
     Either arrays `names` (K strings) and `vectors` (K x z_dim), or one (z_dim,) array per
-    attribute named by its key. Never unpickles.
+    attribute named by its key. Never unpickles. DataError naming the file for bad or
+    non-finite values.
     """
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable .npz of attribute vectors ({error})") from None
+    arrays = read_arrays(path, ".npz of attribute vectors")
     if "names" in arrays and "vectors" in arrays:
         names, vectors = [str(n) for n in arrays["names"]], arrays["vectors"]
         if vectors.ndim != 2 or len(names) != len(vectors):
@@ -406,10 +606,10 @@ def load_attribute_vectors(path, z_dim):
         arrays = dict(zip(names, vectors))
     result = {}
     for name, vector in arrays.items():
-        if vector.shape != (z_dim,) or not np.issubdtype(vector.dtype, np.floating):
+        if vector.shape != (z_dim or vector.size,) or not np.issubdtype(vector.dtype, np.floating):
             raise DataError(f"{path}: attribute {name!r} is {vector.dtype} {vector.shape}, "
                             f"expected a float vector of {z_dim}")
-        result[name] = vector.astype(np.float32)
+        result[name] = check_finite(vector, f"{path}: attribute {name!r}")
     if not result:
         raise DataError(f"{path}: holds no attribute vectors")
     return result
@@ -468,11 +668,12 @@ def attribute_edit(space, rng, attributes_file="", coefficients="", z="", steps=
                        params={"label": label})
 
 
-def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None):
+def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None, class_names=None):
     """(image paths, labels) from a folder (sorted) or a CelebA list file, at most `max_count`.
 
-    A folder's images may sit in class sub-folders named 0, 1, ...: labels are then those
-    int class ids (-1 for images at the top level), else None. A CelebA list
+    A folder's images may sit in class sub-folders (imaging.list_labelled_images: named
+    by `class_names`, e.g. the training set's, or by class ids 0, 1, ...): labels are
+    then the int class ids (-1 for images at the top level), else None. A CelebA list
     (list_attr_celeba.txt, list_eval_partition.txt, or one name per line) names an image
     first on each line; other lines (the header) are skipped. Names are relative to
     `image_dir`, by default the list's folder.
@@ -481,9 +682,7 @@ def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None):
         raise DataError("encode list needs exactly one of an image folder or a CelebA list")
     labels = None
     if folder:
-        if not os.path.isdir(folder):
-            raise DataError(f"{folder}: image folder not found")
-        paths, labels = _folder_images(folder)
+        paths, labels, _ = list_labelled_images(folder, class_names)
     else:
         image_dir = image_dir or os.path.dirname(os.path.abspath(celeba_list))
         try:
@@ -491,7 +690,7 @@ def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None):
                 firsts = [line.split()[0] for line in handle if line.split()]
         except OSError as error:
             raise DataError(f"{celeba_list}: cannot read the CelebA list ({error.strerror})") from None
-        paths = [os.path.join(image_dir, n) for n in firsts if n.lower().endswith(IMAGE_EXTENSIONS)]
+        paths = [os.path.join(image_dir, n) for n in firsts if n.lower().endswith(IMAGE_SUFFIXES)]
     if max_count:
         paths = paths[:int(max_count)]
         labels = labels if labels is None else labels[:int(max_count)]
@@ -503,22 +702,6 @@ def list_images(folder=None, celeba_list=None, image_dir=None, max_count=None):
     return paths, labels
 
 
-def _folder_images(folder):
-    """(sorted image paths, labels or None) of `folder` and its class sub-folders 0, 1, ..."""
-    def images_in(directory):
-        return [os.path.join(directory, n) for n in sorted(os.listdir(directory))
-                if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(directory, n))]
-
-    paths = images_in(folder)
-    labels = [-1] * len(paths)
-    classes = sorted((n for n in os.listdir(folder) if n.isdigit() and os.path.isdir(os.path.join(folder, n))), key=int)
-    for name in classes:
-        inside = images_in(os.path.join(folder, name))
-        paths += inside
-        labels += [int(name)] * len(inside)
-    return paths, (labels if classes else None)
-
-
 @register_task("encode-list", "Encode images", [
     Option("folder", str, "", kind="dir", help="folder of images to encode"),
     Option("celeba_list", str, "", kind="file",
@@ -526,12 +709,14 @@ def _folder_images(folder):
     Option("image_dir", str, "", kind="dir", help="folder of the CelebA list's images; empty: the list's folder"),
     Option("max_count", int, 100, min=1, help="encode at most this many images"),
     Option("label", int, None, min=0, help="class given to a conditional encoder's generator for every image; "
-                                           "empty: the class sub-folder (0, 1, ...) if any, else inferred"),
+                                           "empty: the class sub-folder (named as the training set's classes, "
+                                           "or 0, 1, ...) if any, else inferred"),
 ])
 def encode_list(space, rng, folder="", celeba_list="", image_dir="", max_count=100, label=None):
     """Images (a folder, or a CelebA list with a max count) to feed an encoder job,
     with the class for a conditional model's generator when one is given."""
-    paths, labels = list_images(folder, celeba_list, image_dir, max_count)
+    class_names = space.class_names if space.conditional else None  # unconditional: folders only organise
+    paths, labels = list_images(folder, celeba_list, image_dir, max_count, class_names)
     if label is not None:
         if not space.conditional:
             raise DataError(f"label {label}: the job's model is not conditional (it takes no class)")

@@ -6,6 +6,7 @@ the core and the CLI need no web stack), and `resolve` validates keyword argumen
 (from either source, or from Python) into a complete dict of values.
 """
 import argparse
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -17,11 +18,14 @@ PATH_KINDS = ("path", "dir", "file")
 
 @dataclass(frozen=True)
 class Option:
-    """One plugin option.
+    """One option.
 
     type: int, float, str or bool. kind: None, or 'path' (file or folder), 'dir' or
     'file' for str options naming something on disk (checked to exist when given).
     An empty string or None means "not given" for non-required options.
+    is_list: the value is a tuple of `type` (comma-separated on the command line and in
+    forms, e.g. "100,200"). min/max bound numbers (each list item); above: a bound the
+    value must exceed (e.g. 0 for a learning rate). Floats must be finite.
     """
 
     name: str
@@ -33,6 +37,8 @@ class Option:
     min: Optional[float] = None
     max: Optional[float] = None
     kind: Optional[str] = None
+    is_list: bool = False
+    above: Optional[float] = None
 
     @property
     def flag(self):
@@ -40,26 +46,34 @@ class Option:
 
     def convert(self, value):
         """Validate and convert one value; raises DataError naming the option."""
-        if value is None or (value == "" and self.type is not str) or (value == "" and self.kind):
+        if value is None or (value == "" and (self.type is not str or self.kind or self.is_list)):
             if self.required:
                 raise DataError(f"option {self.name}: a value is required ({self.help})")
             return self.default
+        if self.is_list:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise DataError(f"option {self.name}: expected a comma-separated list, got {value!r}")
+            return tuple(self._convert_one(item.strip() if isinstance(item, str) else item)
+                         for item in items if not (isinstance(item, str) and not item.strip()))
+        return self._convert_one(value)
+
+    def _convert_one(self, value):
         if self.type is bool:
             if isinstance(value, str):
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no", "y", "n", "on", "off"):
                     raise DataError(f"option {self.name}: {value!r} is not a yes/no value")
                 value = value.lower() in ("1", "true", "yes", "y", "on")
             return bool(value)
-        try:
-            value = self.type(value)
-        except (TypeError, ValueError):
-            raise DataError(f"option {self.name}: {value!r} is not a valid {self.type.__name__}") from None
+        value = self._typed(value)
         if self.choices is not None and value not in self.choices:
             raise DataError(f"option {self.name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
         if self.min is not None and value < self.min:
             raise DataError(f"option {self.name}: {value} is below the minimum {self.min}")
         if self.max is not None and value > self.max:
             raise DataError(f"option {self.name}: {value} is above the maximum {self.max}")
+        if self.above is not None and not value > self.above:
+            raise DataError(f"option {self.name}: expected a number > {self.above}, got {value}")
         if self.kind in PATH_KINDS:
             value = os.path.expanduser(value)
             exists = {"path": os.path.exists, "dir": os.path.isdir, "file": os.path.isfile}[self.kind]
@@ -67,6 +81,31 @@ class Option:
                 noun = {"path": "file or folder", "dir": "folder", "file": "file"}[self.kind]
                 raise DataError(f"option {self.name}: {value}: no such {noun}")
         return value
+
+    def _typed(self, value):
+        """`value` as self.type: ints refuse fractions and booleans, floats must be finite."""
+        invalid = DataError(f"option {self.name}: {value!r} is not a valid {self.type.__name__}")
+        if isinstance(value, bool) and self.type is not str:
+            raise invalid
+        try:
+            if self.type is int and isinstance(value, float):
+                if not value.is_integer():
+                    raise invalid
+                return int(value)
+            value = self.type(value)
+        except (TypeError, ValueError, OverflowError):
+            raise invalid from None
+        if self.type is float and not math.isfinite(value):
+            raise DataError(f"option {self.name}: expected a finite number, got {value}")
+        return value
+
+    def describe_default(self):
+        """The default as a user types it ('' when there is none)."""
+        if self.default in (None, "", ()):
+            return ""
+        if self.is_list:
+            return ",".join(map(str, self.default))
+        return str(self.default)
 
 
 def int_list(text):
@@ -98,20 +137,43 @@ def _argparse_type(option):
     return convert
 
 
-def add_to_argparse(parser, options):
-    """Add one `--flag` per option (`--flag/--no-flag` for booleans)."""
+class YesNoFlag(argparse.Action):
+    """`--flag` / `--no-flag` for a boolean (argparse.BooleanOptionalAction is 3.9+, and
+    this module runs inside DIGITS' Python 3.8)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        negated = ["--no-" + flag[2:] for flag in option_strings if flag.startswith("--")]
+        super().__init__(list(option_strings) + negated, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not option_string.startswith("--no-"))
+
+    def format_usage(self):
+        return " | ".join(self.option_strings)
+
+
+def add_to_argparse(parser, options, not_given=False):
+    """Add one `--flag` per option (`--flag/--no-flag` for booleans); the help states
+    each default. not_given: every flag defaults to None and none is required, so a
+    caller can tell the flags given from the rest (e.g. `train --resume`, where the
+    job's saved values fill the others in)."""
     for option in options:
         help_text = option.help
+        default = None if not_given else option.default
         if option.type is bool:
-            parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction,
-                                default=option.default, help=help_text)
+            parser.add_argument(option.flag, dest=option.name, action=YesNoFlag, default=default,
+                                help=help_text + (" (default: yes)" if option.default else " (default: no)"))
             continue
-        if option.default not in (None, ""):
-            help_text += f" (default: {option.default})"
+        if option.describe_default():
+            help_text += f" (default: {option.describe_default()})"
+        metavar = option.kind.upper() if option.kind else None
+        if option.choices is not None:
+            metavar = "{" + ",".join(map(str, option.choices)) + "}"
+        elif option.is_list:
+            metavar = "A,B,..."
         parser.add_argument(
-            option.flag, dest=option.name, type=_argparse_type(option), default=option.default,
-            required=option.required, choices=option.choices,
-            metavar=option.kind.upper() if option.kind else None, help=help_text,
+            option.flag, dest=option.name, type=_argparse_type(option), default=default,
+            required=option.required and not not_given, metavar=metavar, help=help_text,
         )
     return parser
 
@@ -126,21 +188,25 @@ def to_cli_args(options, values):
         value = values[option.name]
         if option.type is bool:
             args.append(option.flag if value else "--no-" + option.flag[2:])
+        elif option.is_list and isinstance(value, (list, tuple)):
+            if value:
+                args += [option.flag, ",".join(map(str, value))]
         elif value not in (None, ""):
             args += [option.flag, str(value)]
     return args
 
 
 def _form_base():
-    """Flask-WTF's FlaskForm inside a Flask request (DIGITS calls validate_on_submit and
-    checks CSRF), plain wtforms.Form elsewhere."""
+    """Flask-WTF's form inside a Flask request (DIGITS calls validate_on_submit and
+    checks CSRF), plain wtforms.Form elsewhere. `FlaskForm` since Flask-WTF 0.13;
+    `Form` in the older releases DIGITS pins."""
     try:
         import flask
         import flask_wtf
     except ImportError:
         flask = None
     if flask is not None and flask.has_request_context():
-        return flask_wtf.FlaskForm
+        return getattr(flask_wtf, "FlaskForm", None) or flask_wtf.Form
     import wtforms
 
     return wtforms.Form
@@ -148,11 +214,13 @@ def _form_base():
 
 def make_wtform(options):
     """A WTForms Form class with one field per option: validators for required/min/max/
-    choices/paths, the option's help as the field description and as a `tooltip`."""
+    choices/paths (each value also goes through Option.convert, so the form accepts
+    exactly what the command line accepts), the option's help as the field description.
+    Works with WTForms 2.0+ (DIGITS pins 2.0-2.1) and 3.x."""
     import wtforms
     from wtforms import validators
 
-    def path_validator(option):
+    def convert_validator(option):
         def check(form, field):
             if field.data not in (None, ""):
                 try:
@@ -165,14 +233,16 @@ def make_wtform(options):
     fields = {}
     for option in options:
         checks = [validators.DataRequired() if option.required else validators.Optional()]
-        if option.min is not None or option.max is not None:
+        if (option.min is not None or option.max is not None) and not option.is_list:
             checks.append(validators.NumberRange(min=option.min, max=option.max))
-        if option.kind in PATH_KINDS:
-            checks.append(path_validator(option))
+        checks.append(convert_validator(option))
         label = option.name.replace("_", " ").capitalize()
-        common = dict(label=label, description=option.help, render_kw={"title": option.help})
+        # No render_kw (WTForms 2.1+); the templates pass the help as each field's title.
+        common = dict(label=label, description=option.help)
         if option.type is bool:
             field = wtforms.BooleanField(default=option.default, **common)
+        elif option.is_list:
+            field = wtforms.StringField(default=option.describe_default(), validators=checks, **common)
         elif option.choices is not None:
             choices = [(choice, str(choice)) for choice in option.choices]
             field = wtforms.SelectField(choices=choices, coerce=option.type, default=option.default,

@@ -52,9 +52,9 @@ from digits_gan_plugin import cli, evaluation, gallery  # noqa: E402
 from digits_gan_plugin.dataset_io import DatasetReader  # noqa: E402
 from digits_gan_plugin.errors import DigitsGanError  # noqa: E402
 from digits_gan_plugin.imaging import save_gif, save_png  # noqa: E402
-from digits_gan_plugin.latent import format_vector  # noqa: E402
+from digits_gan_plugin.latent import format_vector, load_attribute_vectors  # noqa: E402
 from digits_gan_plugin.files import write_json_atomic  # noqa: E402
-from digits_gan_plugin.jobdir import JobPaths, read_metrics  # noqa: E402
+from digits_gan_plugin import jobdir  # noqa: E402
 
 DEFAULT_WORK = "digits-gan-walkthrough"
 
@@ -180,23 +180,17 @@ def _read_json(path):
 
 def job_finished(job):
     """True when the job's newest checkpoint is at its config's total_steps."""
-    config = _read_json(Path(job) / "config.json")
     try:
-        state = (Path(job) / "checkpoints" / "checkpoint").read_text(encoding="utf-8")
-    except OSError:
+        total = jobdir.read_config(job).get("total_steps")
+    except DigitsGanError:
         return False
-    match = re.search(r'^model_checkpoint_path:\s*"[^"]*-(\d+)"', state, re.MULTILINE)
-    return bool(config and match) and int(match.group(1)) == config.get("total_steps")
-
-
-def has_checkpoint(job):
-    return (Path(job) / "checkpoints" / "checkpoint").is_file()
+    return total is not None and jobdir.latest_step(job) == total
 
 
 def train_figure(job):
     """'2,100 steps   d_loss 1.12  g_loss 0.91' from config.json and metrics.csv's last row."""
-    config = _read_json(Path(job) / "config.json") or {}
-    rows = read_metrics(JobPaths(job).metrics)
+    config = jobdir.read_config(job)
+    rows = jobdir.read_metrics(job)
     last = rows[-1] if rows else {}
     losses = "  ".join(f"{name} {float(last[name]):.3g}" for name in config.get("loss_entries", [])
                        if last.get(name))
@@ -204,13 +198,16 @@ def train_figure(job):
 
 
 def result_dir(job, name):
-    return Path(job) / "inference" / name
+    return jobdir.JobPaths(job).result(name)
 
 
 def load_result(folder):
-    """Arrays of an inference result folder's result.npz."""
-    with np.load(Path(folder) / "result.npz", allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
+    """The inference result (jobdir.InferenceResult) in `folder`."""
+    return jobdir.InferenceResult(folder)
+
+
+def has_result(folder):
+    return jobdir.result_files(folder)[0].is_file()
 
 
 def gif_frames(path):
@@ -238,7 +235,7 @@ def train_stage(w, key, label, dataset, job, train_args, weights=None, needs=())
     extra = ["--weights", weights] if weights else []
 
     def run(resume):
-        if resume and has_checkpoint(job):
+        if resume and jobdir.has_checkpoint(job):
             w.digits_gan("train", "--out", job, "--resume")
             return
         shutil.rmtree(job, ignore_errors=True)
@@ -259,16 +256,16 @@ def latent_stage(w, key, label, job, task, args, dataset, z_args=None, needs=())
         given_z = z_args() if z_args else []
         w.digits_gan("latent", task, "--job", job, *args, *given_z, "--out", dataset, "--overwrite", "--quiet")
         w.digits_gan("infer", "--job", job, "--dataset", dataset)
-        result = gallery.InferenceResult(str(folder))
+        result = load_result(folder)
         frames = gallery.animation_frames(result.images, result.latent)
         save_gif(frames, folder / SWEEP_GIF, duration_ms=gallery.GIF_FRAME_MS)
 
     def figure():
-        rows, cols = (_read_json(folder / "result.json") or {}).get("grid") or ("?", "?")
+        rows, cols = load_result(folder).meta.get("grid") or ("?", "?")
         return f"grid {rows} x {cols}, GIF {gif_frames(folder / SWEEP_GIF)} frames   {folder / SWEEP_GIF}"
 
     return Stage(key, label, {"task": task, "args": args}, run,
-                 lambda: (folder / "result.npz").is_file() and (folder / SWEEP_GIF).is_file(), figure, needs)
+                 lambda: has_result(folder) and (folder / SWEEP_GIF).is_file(), figure, needs)
 
 
 def encode_stage(w, key, label, encoder, dataset, list_args, out, prepare=None, labels=None, needs=()):
@@ -283,27 +280,27 @@ def encode_stage(w, key, label, encoder, dataset, list_args, out, prepare=None, 
 
     def figure():
         result = load_result(out)
-        count, z_dim = result["z"].shape
+        count, z_dim = result.z.shape
         text = f"{count} images -> z ({z_dim}), reconstruction MSE {reconstruction_errors(result).mean():.4f}"
-        if labels is not None and "classes" in result:
-            right = int(np.sum(np.asarray(result["classes"]) == np.asarray(labels())))
+        if labels is not None and "classes" in result.arrays:
+            right = int(np.sum(np.asarray(result.arrays["classes"]) == np.asarray(labels())))
             text += f", class head {right}/{count} right"
         return text
 
-    return Stage(key, label, {"args": list_args}, run, lambda: (Path(out) / "result.npz").is_file(), figure,
+    return Stage(key, label, {"args": list_args}, run, lambda: has_result(out), figure,
                  needs)
 
 
 def reconstruction_errors(result):
     """Per-image mean squared error (pixels in 0..1) between an encoder's input images
     (float32 N,H,W,C 0..255) and its reconstructions (uint8 N,H,W,C)."""
-    inputs = np.asarray(result["inputs"], np.float32) / 255.0
-    images = np.asarray(result["images"], np.float32) / 255.0
+    inputs = np.asarray(result.inputs, np.float32) / 255.0
+    images = np.asarray(result.reconstructions, np.float32) / 255.0
     return np.mean((inputs - images) ** 2, axis=tuple(range(1, inputs.ndim)))
 
 
 def gallery_stage(w, job, needs=()):
-    index = Path(job) / "gallery" / "index.html"
+    index = jobdir.JobPaths(job).gallery / "index.html"
 
     def figure():
         return f"{len(gallery.find_results(str(job)))} results   {index}"
@@ -321,14 +318,14 @@ def evaluate_stage(w, job, samples, classifier, needs=()):
         evaluation.evaluate(str(job), samples=samples, seed=0, checkpoint="last", classifier_settings=classifier)
 
     def figure():
-        result = _read_json(Path(job) / evaluation.EVAL_FILENAME)
+        result = _read_json(jobdir.JobPaths(job).eval_json)
         generated, real = result["generated"], result["real"]
         return (f"accuracy {generated['conditional_accuracy']:.1%} (real {real['accuracy']:.1%})   "
                 f"MNIST score {generated['mnist_score']:.2f} (real {real['mnist_score']:.2f})")
 
     options = {"samples": samples, "classifier": asdict(classifier) if classifier else "default"}
     return Stage("evaluate", "evaluate", options, run,
-                 lambda: (Path(job) / evaluation.EVAL_FILENAME).is_file(), figure, needs)
+                 lambda: jobdir.JobPaths(job).eval_json.is_file(), figure, needs)
 
 
 def attributes_stage(w, encoder, dataset, out, needs=()):
@@ -336,9 +333,7 @@ def attributes_stage(w, encoder, dataset, out, needs=()):
         w.digits_gan("attributes", "--encoder-job", encoder, "--dataset", dataset, "--out", out)
 
     def figure():
-        with np.load(out, allow_pickle=False) as archive:
-            count = len(archive["names"]) if "names" in archive.files else len(archive.files)
-        return f"{count} attribute vectors   {out}"
+        return f"{len(load_attribute_vectors(out, None))} attribute vectors   {out}"
 
     return Stage("attributes", "attribute vectors", {}, run, Path(out).is_file, figure, needs)
 
@@ -381,7 +376,7 @@ def mnist_stages(w, args):
         return int(np.argmin(reconstruction_errors(load_result(encoded))))
 
     def styled_z():
-        return ["--z", format_vector(load_result(encoded)["z"][best_encoded()])]
+        return ["--z", format_vector(load_result(encoded).z[best_encoded()])]
 
     styled = latent_stage(w, "styled-sweep", "styled sweep", gan, "class-sweep", ["--rows", "10"],
                           work / "latent" / "class-sweep-styled", z_args=styled_z,
@@ -423,7 +418,7 @@ def celeba_stages(w, args):
     faces, attributes = result_dir(gan, "encoded-faces"), work / "attributes.npz"
 
     def face_z(*indices):
-        z = load_result(faces)["z"]
+        z = load_result(faces).z
         return [format_vector(z[index % len(z)]) for index in indices]
 
     def analogy_corners():

@@ -81,6 +81,7 @@ def lrelu(x, leak=0.2):
 
 class UserModel(Tower):
     z_dim = 100
+    z_distribution = 'uniform'  # G samples tf.random_uniform(-1, 1); inference draws z alike
     conditional = False  # attribute labels are not fed to G or D
     gf_dim = 64  # width of G's last hidden layer; the layers before it have 2x, 4x, 8x
     df_dim = 64  # width of D's first layer; the layers after it have 2x, 4x, 8x

@@ -52,6 +52,7 @@ def minibatch_features(h, num_kernels=5, kernel_dim=3):
 
 class UserModel(Tower):
     z_dim = 1
+    z_distribution = 'uniform'  # z spans [-1, 1]; inference draws z alike
     conditional = False
     hidden = 4                      # h: G's hidden width; D's layers are 2h wide
     noise_range = 8.0               # G's noise covers [-noise_range, noise_range]

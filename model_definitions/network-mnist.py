@@ -106,6 +106,7 @@ def pixel_histogram_chi_square(real, fake, nbins=32):
 
 class UserModel(Tower):
     z_dim = 100
+    z_distribution = 'uniform'  # G samples tf.random_uniform(-1, 1); inference draws z alike
     conditional = True
     real_label = 0.9  # one-sided label smoothing of D's real targets; 1.0 switches it off
     gf_dim = 64       # width of G's 14 x 14 deconvolution (its 7 x 7 map has twice that)

@@ -113,3 +113,21 @@ def test_bad_inputs_give_one_line_errors(faces, tiny_mnist_dataset, tmp_path, ca
     assert main(["attributes", "--encoder-job", str(encoder_job), "--dataset", str(tmp_path / "missing")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("digits-gan: error:") and "\n" not in error
+
+
+def test_batch_size_and_unwritable_out_are_one_line(faces, tmp_path, capsys):
+    dataset, encoder_job = faces
+    with pytest.raises(DataError, match="--batch-size 0: expected an integer >= 1"):
+        attributes_command(encoder_job, dataset, batch_size=0)
+    (tmp_path / "a-file").write_text("")
+    assert main(["attributes", "--encoder-job", str(encoder_job), "--dataset", str(dataset),
+                 "--out", str(tmp_path / "a-file" / "vectors.npz"), "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "a-file" in error and "cannot write the attribute vectors" in error and "\n" not in error
+
+
+def test_written_vectors_are_finite_and_read_back(faces, tmp_path):
+    dataset, encoder_job = faces
+    result, out, _ = attributes_command(encoder_job, dataset, out=tmp_path / "v.npz", embed=0, progress=False)
+    loaded = latent.load_attribute_vectors(out, result.vectors.shape[1])
+    assert list(loaded) == result.names and all(np.isfinite(v).all() for v in loaded.values())

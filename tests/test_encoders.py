@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from digits_gan_plugin.dataset_io import DatasetReader, write_dataset
-from digits_gan_plugin.digits_api import DataIngestionInterface
+from digits_gan_plugin.data_plugins.synthetic import DataIngestion as SYNTHETIC
 from digits_gan_plugin.errors import DataError
 from digits_gan_plugin.imaging import save_png
+from digits_gan_plugin.jobdir import InferenceResult, JobPaths
 from digits_gan_plugin.runtime.inference import infer_command, load_generator
 from digits_gan_plugin.runtime.trainer import TrainOptions, train
 
@@ -103,19 +104,19 @@ def test_infer_command_on_encode_list_and_labelled_datasets(mnist_jobs, tiny_mni
     assert main(["latent", "encode-list", "--job", str(mnist_jobs[2]), "--folder", str(folder),
                  "--out", str(encode_ds), "--quiet"]) == 0
     infer_command(mnist_jobs[2], dataset=encode_ds)
-    with np.load(mnist_jobs[2] / "inference" / "encode_ds" / "result.npz", allow_pickle=False) as result:
-        assert result["z"].shape == (4, 100)
-        assert result["images"].shape == result["reconstructions"].shape == (4, 28, 28, 1)
-        np.testing.assert_array_equal(result["inputs"][..., 0], images[:4, ..., 0])
-        assert "labels" not in result.files  # no labels: the encoder inferred every class
+    result = InferenceResult(JobPaths(mnist_jobs[2]).result("encode_ds"))
+    assert result.is_encoder and result.z.shape == (4, 100)
+    assert result.reconstructions.shape == (4, 28, 28, 1) and "reconstructions" not in result.arrays  # once
+    np.testing.assert_array_equal(result.inputs[..., 0], images[:4, ..., 0])
+    assert result.labels is None  # no labels: the encoder inferred every class
 
     # --label gives every image's class to G (DIGITS' example hard-coded class 3).
     labelled_ds = tmp_path / "labelled_ds"
     assert main(["latent", "encode-list", "--job", str(mnist_jobs[2]), "--folder", str(folder), "--label", "3",
                  "--out", str(labelled_ds), "--quiet"]) == 0
     infer_command(mnist_jobs[2], dataset=labelled_ds)
-    with np.load(mnist_jobs[2] / "inference" / "labelled_ds" / "result.npz", allow_pickle=False) as result:
-        np.testing.assert_array_equal(result["classes"], [3, 3, 3, 3])
+    np.testing.assert_array_equal(InferenceResult(JobPaths(mnist_jobs[2]).result("labelled_ds")).arrays["classes"],
+                                  [3, 3, 3, 3])
 
     # A dataset with class labels gives the class to G.
     out = tmp_path / "labelled.npz"
@@ -141,29 +142,16 @@ def test_encoder_bad_inputs_give_one_line_errors(mnist_jobs, tiny_mnist_dataset,
     assert "\n" not in str(error.value)
 
 
-class TinyFaces(DataIngestionInterface):
+def tiny_faces():
     """12 train / 4 val random 3x16x16 uint8 images with 1x1x3 attribute labels (+-1)."""
-
-    label_names = ["Smiling", "Male", "Eyeglasses"]
-
-    @staticmethod
-    def get_id():
-        return "tiny-faces-16"
-
-    def itemize_entries(self, stage):
-        return {"train_db": list(range(12)), "val_db": list(range(12, 16))}.get(stage, [])
-
-    def encode_entry(self, entry):
-        rng = np.random.default_rng(entry)
-        return (rng.integers(0, 256, (3, 16, 16)).astype(np.uint8),
-                rng.choice([-1.0, 1.0], (1, 1, 3)).astype(np.float32))
+    return SYNTHETIC(size=16, channels=3, attributes=3, names="Smiling,Male,Eyeglasses", train_count=12, val_count=4)
 
 
 @pytest.fixture(scope="session")
 def tiny_faces_jobs(tmp_path_factory):
     """(dataset, GAN job, its checkpoint, encoder job, encoder checkpoints) on 16x16 faces."""
     root = tmp_path_factory.mktemp("faces_encoder")
-    write_dataset(TinyFaces(), root / "dataset", workers=1, progress=False)
+    write_dataset(tiny_faces(), root / "dataset", workers=1, progress=False)
     gan = train_job(root / "dataset", "network-celebA", root / "gan", 2)
     train_job(root / "dataset", "network-celebA-encoder", root / "encoder", 2, weights=root / "gan")
     checkpoints = [str(root / "encoder" / "checkpoints" / f"model.ckpt-{step}") for step in (1, 2)]
@@ -205,7 +193,7 @@ def test_mnist_dataset_plugin_builds_the_gan_inference_dataset_as_digits_does(ti
     plugin.userdata.update({"job": str(job), "task": "class-sweep", "rows": 3, "seed": 7})
     write_dataset(plugin, tmp_path / "inference", stages=["test_db"], workers=1, progress=False)
     vectors, labels = DatasetReader(tmp_path / "inference").read_all("test_db")
-    assert vectors.shape == (30, 1, 1, 14) and labels is None
-    np.testing.assert_array_equal(vectors[0, 0, 0, 4:], np.eye(10)[0])
+    assert vectors.shape == (30, 1, 14, 1) and labels is None  # DIGITS' GAN layout: (1, 1, D) items
+    np.testing.assert_array_equal(vectors[0, 0, 4:, 0], np.eye(10)[0])
     # Without is_inference_db the plugin still builds its training set.
     assert len(Mnist(**DatasetReader(tiny_mnist_dataset).meta["userdata"]).itemize_entries("train_db")) == 160

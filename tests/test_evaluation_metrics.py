@@ -124,3 +124,57 @@ def test_diversity_is_none_for_classes_without_samples():
 
 def test_recipe_becomes_train_options():
     assert ev.recipe_train_args({"epochs": 3, "batch_size": 16}) == ["--epochs", "3", "--batch-size", "16"]
+
+
+# --- KID, improved precision / recall, density / coverage --------------------------
+
+def gaussian(count, dim=8, shift=0.0, scale=1.0, seed=0):
+    return np.random.default_rng(seed).standard_normal((count, dim)) * scale + shift
+
+
+def test_kid_matches_the_unbiased_mmd_written_out_by_loops():
+    x, y = gaussian(6, 3, seed=1), gaussian(6, 3, shift=0.5, seed=2)
+
+    def k(a, b):
+        return (a @ b / 3 + 1) ** 3
+
+    m = 6
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    mean, std = ev.kernel_inception_distance(x, y, subsets=3, subset_size=6)
+    assert mean == pytest.approx(xx + yy - 2 * xy) and std == pytest.approx(0, abs=1e-12)  # all rows each time
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_the_shift():
+    same, same_std = ev.kernel_inception_distance(gaussian(600, seed=1), gaussian(600, seed=2), subset_size=300)
+    assert abs(same) < 3 * same_std + 1e-3 and same_std > 0
+    near, _ = ev.kernel_inception_distance(gaussian(600, seed=1), gaussian(600, shift=0.5, seed=2), subset_size=300)
+    far, _ = ev.kernel_inception_distance(gaussian(600, seed=1), gaussian(600, shift=2.0, seed=2), subset_size=300)
+    assert 10 * max(same, 1e-4) < near < far
+
+
+def test_manifold_metrics_of_one_distribution():
+    metrics = ev.manifold_metrics(gaussian(800, 4, seed=1), gaussian(800, 4, seed=2))
+    assert metrics["precision"] > 0.8 and metrics["recall"] > 0.8
+    assert 0.8 < metrics["density"] < 1.2 and metrics["coverage"] > 0.85
+
+
+def test_manifold_metrics_see_mode_collapse_and_a_shift():
+    real = gaussian(800, 4, seed=1)
+    collapsed = ev.manifold_metrics(real, gaussian(800, 4, scale=0.05, seed=2))  # one tight mode at the centre
+    assert collapsed["precision"] > 0.95 and collapsed["recall"] < 0.2 and collapsed["coverage"] < 0.2
+    shifted = ev.manifold_metrics(real, gaussian(800, 4, shift=10.0, seed=2))
+    assert shifted == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    spread = ev.manifold_metrics(real, gaussian(800, 4, scale=3.0, seed=2))  # outliers lower precision only
+    assert spread["precision"] < 0.5 and spread["recall"] > 0.8 and spread["density"] < 0.5
+
+
+def test_knn_radii_and_bad_shapes():
+    points = np.array([[0.0], [1.0], [3.0], [7.0]])
+    np.testing.assert_allclose(ev.knn_radii(points, 1), [1, 1, 2, 4])
+    np.testing.assert_allclose(ev.knn_radii(points, 2), [3, 2, 3, 6])
+    with pytest.raises(DataError, match="k is 4"):
+        ev.knn_radii(points, 4)
+    with pytest.raises(DataError, match="N >= 2"):
+        ev.kernel_inception_distance(np.zeros((1, 3)), np.zeros((5, 3)))

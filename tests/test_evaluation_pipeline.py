@@ -8,6 +8,7 @@ import pytest
 
 from digits_gan_plugin import cli
 from digits_gan_plugin import evaluation as ev
+from digits_gan_plugin import jobdir
 from digits_gan_plugin.dataset_io import write_dataset
 from digits_gan_plugin.digits_api import DataIngestionInterface
 from digits_gan_plugin.errors import DataError
@@ -128,7 +129,7 @@ def test_evaluate_end_to_end_writes_eval_json(tiny_job, cache, capsys, monkeypat
     printed = capsys.readouterr().out
     assert "conditional accuracy" in printed and "eval.json" in printed
 
-    with open(os.path.join(tiny_job, ev.EVAL_FILENAME), encoding="utf-8") as handle:
+    with open(jobdir.JobPaths(tiny_job).eval_json, encoding="utf-8") as handle:
         result = json.load(handle)
     # The job tracks no --best-metric, so the default checkpoint is the last one.
     assert result["settings"] == {"samples": 20, "per_class": 2, "seed": 1, "checkpoint": "last"}

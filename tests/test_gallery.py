@@ -1,4 +1,5 @@
-"""`digits-gan gallery`: a static, offline HTML page of every inference result of a job."""
+"""`digits-gan gallery`: a static, offline page of a job's training grids, evaluation
+and inference results, drawn with the view plugin's templates."""
 import json
 import os
 import re
@@ -7,13 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits_gan_plugin import cli
+from digits_gan_plugin import cli, pictures
 from digits_gan_plugin.errors import DataError
-from digits_gan_plugin.gallery import animation_frames, ring_order, write_gallery
-from digits_gan_plugin.imaging import save_png
-from digits_gan_plugin.latent import LatentSpace, run_task
+from digits_gan_plugin.gallery import write_gallery
+from digits_gan_plugin.imaging import make_grid, save_png
+from digits_gan_plugin.jobdir import JobPaths, write_result as write_job_result
+from digits_gan_plugin.latent import ModelFacts, run_task
 
 SIZE = 12
+EPOCHS = 6
 
 
 def fake_images(count, channels, seed):
@@ -26,63 +29,102 @@ def fake_images(count, channels, seed):
 
 
 def write_result(job, name, task, space, images=None, **params):
-    """Write JOBDIR/inference/<name>/result.{npz,json} as `digits-gan infer` does."""
-    folder = os.path.join(job, "inference", name)
-    os.makedirs(folder)
+    """An inference result as `digits-gan infer` writes it (through jobdir)."""
     latent = run_task(task, space, seed=1, **params).meta(task, space) if task else None
-    arrays = {"images": images}
-    if task is None:  # an encoder result
-        count = len(images)
-        arrays = {"images": images, "inputs": images.astype(np.float32), "reconstructions": images[::-1],
-                  "z": np.random.default_rng(0).standard_normal((count, 6)).astype(np.float32)}
-    np.savez(os.path.join(folder, "result.npz"), **arrays)
-    meta = {"task": task or "encode-list", "grid": latent and latent["grid"], "dataset": "ds",
+    arrays = {"images": images, "inputs": np.zeros((len(images), 8), np.float32)}
+    if task is None:  # an encoder result: z, and the generator's image of each z
+        arrays = {"images": images[::-1], "inputs": images.astype(np.float32),
+                  "z": np.random.default_rng(0).standard_normal((len(images), 6)).astype(np.float32)}
+    info = {"task": task or "encode-list", "grid": latent and latent["grid"], "dataset": "ds",
             "created": "2026-01-01T00:00:00", "checkpoint": "model.ckpt-100", "latent": latent}
-    with open(os.path.join(folder, "result.json"), "w") as handle:
-        json.dump(meta, handle)
+    write_job_result(JobPaths(job).result(name), arrays, info)
 
 
 @pytest.fixture
 def job(tmp_path):
-    job = str(tmp_path / "job")
-    mnist = LatentSpace(6, 10, True, (SIZE, SIZE, 1), job)
-    faces = LatentSpace(6, None, False, (SIZE, SIZE, 3), job)
+    job = str(tmp_path / "mnist-gan")
+    mnist = ModelFacts(6, 10, True, (SIZE, SIZE, 1), job)
+    faces = ModelFacts(6, None, False, (SIZE, SIZE, 3), job)
     write_result(job, "class-sweep", "class-sweep", mnist, fake_images(100, 1, 0), rows=10)
     write_result(job, "analogy", "analogy", faces, fake_images(20, 3, 1), rows=4, cols=5)
     write_result(job, "animation", "animation", faces, fake_images(12, 3, 2), count=3, transitions=4)
     write_result(job, "single", "single", mnist, fake_images(1, 1, 3))
     write_result(job, "encoded", None, faces, fake_images(3, 3, 4))
-    save_png(fake_images(1, 3, 5)[0], os.path.join(job, "samples", "fakes000100.png"))
+    paths = JobPaths(job)
+    save_png(make_grid(fake_images(16, 1, 5)), paths.samples / "reals.png")
+    for epoch in range(1, EPOCHS + 1):
+        save_png(make_grid(fake_images(16, 1, 10 + epoch)), paths.fakes(epoch))
     return job
 
 
 def referenced_files(html):
-    return re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", html)
+    return re.findall(r"""(?:src|href)=['"]([^'"#]+)['"]""", html)
+
+
+def gallery_html(job):
+    return open(write_gallery(job, progress=False), encoding="utf-8").read()
 
 
 def test_gallery_references_only_files_that_exist(job):
-    index = write_gallery(job, progress=False)
-    assert index == os.path.join(job, "gallery", "index.html")
-    html = open(index, encoding="utf-8").read()
-    files = referenced_files(html)
+    html = gallery_html(job)
+    files = set(referenced_files(html))
     assert files, "the gallery shows no pictures"
+    gallery = os.path.join(job, "gallery")
     for name in files:
         assert not re.match(r"^[a-z]+:|^/|\.\.", name), f"{name} is not a relative link inside the gallery"
-        assert os.path.isfile(os.path.join(job, "gallery", name)), name
-    assert set(os.listdir(os.path.join(job, "gallery"))) == set(files) | {"index.html"}
+        assert os.path.isfile(os.path.join(gallery, name)), name
+    written = {os.path.relpath(os.path.join(root, n), gallery) for root, _, names in os.walk(gallery) for n in names}
+    assert written == files | {"index.html"}
     for expected in ("class-sweep-grid.png", "class-sweep.gif", "analogy.gif", "animation.gif",
-                     "encoded-recon-2.png", "job-fakes000100.png"):
+                     "encoded-recon-2.png", "training-epoch0006.png", "training-timelapse.gif"):
         assert expected in files
     assert "single.gif" not in files
     assert html.count("<textarea") == 3
+    assert ".navbar" in html and ".gan-grid" in html, "the web UI's look and the result styles are inlined"
 
 
-def test_gallery_gifs_have_the_sweep_frame_counts(job):
+def test_sections_follow_the_pipeline_and_the_page_is_titled_by_the_job(job):
+    with open(os.path.join(job, "eval.json"), "w") as handle:
+        json.dump({"generated": {"conditional_accuracy": 0.91, "mnist_score": 8.5, "frechet_distance": 3.25},
+                   "real": {"accuracy": 0.99, "mnist_score": 9.7, "frechet_distance_floor": 0.5},
+                   "ratios": {"accuracy": 0.92, "mnist_score": 0.88}, "summary": "eval summary line",
+                   "mode_collapse": {"per_class": [0.9] * 10}, "settings": {"samples": 100, "seed": 0}}, handle)
+    html = gallery_html(job)
+    assert "<title>mnist-gan - digits-gan gallery</title>" in html and "<h1>mnist-gan" in html
+    order = [html.index(f'id="{name}"') for name in ("training", "evaluation", "result-analogy", "result-class-sweep")]
+    assert order == sorted(order)
+    assert "MNIST score" in html and "8.5" in html and "eval summary line" in html
+    assert "diversity vs real, class 9" in html
+
+
+def test_every_epoch_grid_is_shown_with_a_timelapse(job):
+    html = gallery_html(job)
+    for epoch in range(1, EPOCHS + 1):
+        assert f'src="training-epoch{epoch:04d}.png"' in html and f"epoch {epoch}<" in html
+    timelapse = Image.open(os.path.join(job, "gallery", "training-timelapse.gif"))
+    assert timelapse.n_frames == EPOCHS
+
+
+def test_result_grids_have_one_labelled_image_per_cell(job):
+    html = gallery_html(job)
+    section = html[html.index('id="result-class-sweep"'):html.index('id="result-encoded"')]
+    assert len(re.findall(r'<img src="class-sweep/cell-\d+\.png"', section)) == 100
+    for label in ["class 0", "class 9", "step 1", "step 10"]:
+        assert f">{label}</th>" in section
+    assert "gan-zoomed" in section  # click to zoom
+    assert 'href="class-sweep-grid.png"' in section and 'href="class-sweep.gif"' in section
+
+
+def test_gallery_gifs_ping_pong_at_the_grid_size(job):
     write_gallery(job, progress=False)
     gallery = os.path.join(job, "gallery")
-    assert Image.open(os.path.join(gallery, "class-sweep.gif")).n_frames == 10
-    assert Image.open(os.path.join(gallery, "analogy.gif")).n_frames == 2 * (4 + 5) - 4
-    assert Image.open(os.path.join(gallery, "animation.gif")).n_frames == 12
+    sweep = Image.open(os.path.join(gallery, "class-sweep.gif"))
+    assert sweep.n_frames == 2 * 10 - 2
+    cell = SIZE * pictures.display_scale(SIZE, 10 * SIZE)
+    assert sweep.size[0] >= 10 * cell * 0.5, "a GIF frame is shown far smaller than the grid"
+    assert sweep.size[1] > 2 * sweep.size[0] / 10, "a GIF frame is a one-row strip"
+    assert Image.open(os.path.join(gallery, "analogy.gif")).n_frames == 2 * (2 * (4 + 5) - 4) - 2
+    assert Image.open(os.path.join(gallery, "animation.gif")).n_frames == 2 * 12 - 2
     grid = Image.open(os.path.join(gallery, "class-sweep-grid.png"))
     assert grid.size == (10 * (SIZE + 2) + 2,) * 2
 
@@ -104,20 +146,10 @@ def test_gallery_of_a_job_without_results_is_an_error(tmp_path, capsys):
     assert "job directory not found" in capsys.readouterr().err
 
 
-def test_ring_order_walks_the_border_clockwise():
-    assert ring_order(3, 3) == [0, 1, 2, 5, 8, 7, 6, 3]
-    assert ring_order(2, 4) == [0, 1, 2, 3, 7, 6, 5, 4]
-
-
-def test_animation_frames_of_a_style_sweep_follow_the_rows():
-    space = LatentSpace(6, 3, True, (SIZE, SIZE, 1), "job")
-    meta = run_task("style-sweep", space, seed=0, steps=5).meta("style-sweep", space)
-    images = fake_images(15, 1, 0)
-    frames = animation_frames(images, meta)
-    assert len(frames) == 5
-    # frame k holds each row's k-th image side by side
-    np.testing.assert_array_equal(frames[2][2:2 + SIZE, 2 + (SIZE + 2):2 + (SIZE + 2) + SIZE], images[1 * 5 + 2])
-    assert animation_frames(fake_images(1, 1, 0), {"grid": [1, 1], "frames": None, "sweep_axis": None}) is None
+def test_gallery_title_option_and_web_ui_job_folders(job, tmp_path):
+    assert "<h1>My run" in open(write_gallery(job, progress=False, title="My run"), encoding="utf-8").read()
+    assert cli.main(["gallery", job, "--quiet", "--title", "Other name"]) == 0
+    assert "<h1>Other name" in open(os.path.join(job, "gallery", "index.html"), encoding="utf-8").read()
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -149,7 +181,7 @@ def test_gallery_opens_offline_in_headless_chromium(job):
             page.screenshot(path=os.path.join(ARTIFACTS, "gallery.png"), full_page=True)
         finally:
             browser.close()
-    assert len(images) == len(referenced_files(open(index, encoding="utf-8").read()))
+    assert len(images) == open(index, encoding="utf-8").read().count("<img ")
     assert [i["src"] for i in images if not i["ok"]] == []
     assert all(url.startswith("file://") for url in requests), "the gallery must not fetch anything remote"
 
@@ -158,7 +190,8 @@ def test_gallery_uses_the_grid_of_a_result_without_latent_meta(tmp_path):
     folder = tmp_path / "job" / "inference" / "classes"
     folder.mkdir(parents=True)
     np.savez(folder / "result.npz", images=fake_images(12, 1, 0), inputs=np.zeros((12, 8), np.float32))
-    (folder / "result.json").write_text(json.dumps({"task": "classes", "grid": [2, 6]}))
-    write_gallery(str(tmp_path / "job"), progress=False)
+    (folder / "result.json").write_text(json.dumps({"task": "classes", "grid": [2, 6], "classes": [3, 7]}))
+    html = open(write_gallery(str(tmp_path / "job"), progress=False), encoding="utf-8").read()
     grid = Image.open(tmp_path / "job" / "gallery" / "classes-grid.png")
     assert grid.size == (6 * (SIZE + 2) + 2, 2 * (SIZE + 2) + 2)
+    assert ">class 3</th>" in html and ">class 7</th>" in html

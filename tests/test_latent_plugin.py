@@ -11,7 +11,8 @@ from digits_gan_plugin.data_plugins.gan_inference import DataIngestion
 from digits_gan_plugin.dataset_io import DatasetReader
 from digits_gan_plugin.errors import DataError
 from digits_gan_plugin.imaging import save_png
-from digits_gan_plugin.latent import LatentSpace, run_task
+from digits_gan_plugin import jobdir
+from digits_gan_plugin.latent import run_task
 
 
 def make_job(folder, z_dim=5, num_classes=3, conditional=True, input_shape=(8, 8, 1)):
@@ -31,8 +32,8 @@ def test_cli_writes_the_task_vectors_as_a_test_db(tmp_path, capsys):
     reader = DatasetReader(str(out))
     x, y = reader.read_all("test_db")
     assert reader.stages == ["test_db"] and y is None
-    assert x.shape == (12, 1, 1, 5 + 3) and x.dtype == np.float32
-    expected = run_task("class-sweep", LatentSpace.from_job(job), seed=11, rows=4).vectors
+    assert x.shape == (12, 1, 5 + 3, 1) and x.dtype == np.float32  # DIGITS' (1, 1, D) items
+    expected = run_task("class-sweep", jobdir.read_model_facts(job), seed=11, rows=4).vectors
     np.testing.assert_array_equal(x.reshape(12, -1), expected)
     latent = reader.meta["latent"]
     assert (latent["task"], latent["grid"], latent["seed"], latent["z_dim"], latent["num_classes"]) == \
@@ -88,4 +89,4 @@ def test_plugin_records_a_drawn_seed_and_only_fills_test_db(tmp_path):
     seed = plugin.latent_meta()["seed"]
     assert isinstance(seed, int) and plugin.get_user_data()["latent"]["seed"] == seed
     feature, label = plugin.encode_entry(5)
-    assert feature.shape == (5, 1, 1) and feature.dtype == np.float32 and label is None
+    assert feature.shape == (1, 1, 5) and feature.dtype == np.float32 and label.tolist() == [0]

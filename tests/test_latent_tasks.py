@@ -4,12 +4,13 @@ import json
 import numpy as np
 import pytest
 
+from digits_gan_plugin import jobdir
 from digits_gan_plugin.errors import DataError
-from digits_gan_plugin.latent import TASKS, LatentSpace, format_vector, run_task
+from digits_gan_plugin.latent import TASKS, ModelFacts, format_vector, run_task
 
 Z_DIM, CLASSES = 6, 4
-COND = LatentSpace(Z_DIM, CLASSES, True, (8, 8, 1), "job")
-UNCOND = LatentSpace(Z_DIM, None, False, (8, 8, 3), "job")
+COND = ModelFacts(Z_DIM, CLASSES, True, (8, 8, 1), "job")
+UNCOND = ModelFacts(Z_DIM, None, False, (8, 8, 3), "job")
 
 
 def z_text(seed):
@@ -25,17 +26,35 @@ def test_registry_has_every_task():
                           "attributes", "encode-list"}
 
 
-def test_class_sweep_one_z_columns_morph_class_to_next():
+def test_class_sweep_follows_digits_whole_vector_slerp_with_both_ends():
     batch = run_task("class-sweep", COND, seed=3, z=z_text(1), rows=5)
     assert batch.grid == (5, CLASSES) and batch.vectors.shape == (5 * CLASSES, Z_DIM + CLASSES)
     assert batch.vectors.dtype == np.float32
     cells = batch.vectors.reshape(5, CLASSES, -1)
+    z = parse(z_text(1))
+    np.testing.assert_array_equal(cells[0], COND.join(z, np.eye(CLASSES)))  # top row: [z, class c]
+    np.testing.assert_array_equal(cells[-1], COND.join(z, np.roll(np.eye(CLASSES), -1, axis=0)))  # c + 1
+    for column in range(CLASSES):  # DIGITS: slerp(linspace(0, 1, rows), [z, c], [z, c + 1])
+        start, end = cells[0, column].astype(np.float64), cells[-1, column].astype(np.float64)
+        omega = np.arccos(start @ end / np.linalg.norm(start) / np.linalg.norm(end))
+        t = 0.25
+        expected = (np.sin((1 - t) * omega) * start + np.sin(t * omega) * end) / np.sin(omega)
+        np.testing.assert_allclose(cells[1, column], expected, rtol=1e-5)
+    assert not np.allclose(cells[2, 0, :Z_DIM], z)  # the z part moves too, as in DIGITS
+    assert batch.sweep_axis == 0 and batch.frames == 5
+
+
+def test_class_sweep_label_variant_keeps_z_and_stops_before_next_class():
+    batch = run_task("class-sweep", COND, seed=3, z=z_text(1), rows=5, interpolate="label")
+    cells = batch.vectors.reshape(5, CLASSES, -1)
     assert np.all(cells[..., :Z_DIM] == parse(z_text(1)))
     np.testing.assert_array_equal(cells[0, :, Z_DIM:], np.eye(CLASSES))  # top row: pure classes
     y = cells[:, 1, Z_DIM:]  # column 1 moves from class 1 toward class 2
-    assert np.all(np.diff(y[:, 1]) < 0) and np.all(np.diff(y[:, 2]) > 0)
+    assert np.all(np.diff(y[:, 1]) < 0) and np.all(np.diff(y[:, 2]) > 0) and y[-1, 2] < 1
     assert np.all(y[:, [0, 3]] == 0)
-    assert batch.sweep_axis == 0 and batch.frames == 5
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1, rtol=1e-6)
+    with pytest.raises(DataError, match="interpolate"):
+        run_task("class-sweep", COND, seed=3, interpolate="sideways")
 
 
 def test_class_sweep_needs_conditional_model():
@@ -43,20 +62,44 @@ def test_class_sweep_needs_conditional_model():
         run_task("class-sweep", UNCOND, seed=0)
 
 
-def test_style_sweep_rows_are_classes_and_endpoints_are_given_zs():
+def test_style_sweep_follows_digits_rows_are_steps_columns_are_classes():
     batch = run_task("style-sweep", COND, seed=0, z_start=z_text(1), z_end=z_text(2), steps=7)
+    cells = batch.vectors.reshape(7, CLASSES, -1)
+    assert batch.grid == (7, CLASSES) and batch.sweep_axis == 0 and batch.frames == 7
+    for column in range(CLASSES):
+        assert np.array_equal(cells[0, column, :Z_DIM], parse(z_text(1)))
+        assert np.array_equal(cells[-1, column, :Z_DIM], parse(z_text(2)))
+        assert np.all(cells[:, column, Z_DIM + column] == 1)
+    assert np.array_equal(cells[:, 0, :Z_DIM], cells[:, -1, :Z_DIM])  # one z per row
+
+
+def test_style_sweep_transposed_layout_is_one_row_per_class():
+    batch = run_task("style-sweep", COND, seed=0, z_start=z_text(1), z_end=z_text(2), steps=7,
+                     layout="transposed")
     cells = batch.vectors.reshape(CLASSES, 7, -1)
-    assert batch.grid == (CLASSES, 7)
+    assert batch.grid == (CLASSES, 7) and batch.sweep_axis == 1
     for row in range(CLASSES):
         assert np.array_equal(cells[row, 0, :Z_DIM], parse(z_text(1)))
         assert np.array_equal(cells[row, -1, :Z_DIM], parse(z_text(2)))
         assert np.all(cells[row, :, Z_DIM + row] == 1)
-    assert np.array_equal(cells[0, :, :Z_DIM], cells[-1, :, :Z_DIM])
 
 
-def test_style_sweep_unconditional_is_one_row_without_label():
+def test_style_sweep_unconditional_is_one_column_without_label():
     batch = run_task("style-sweep", UNCOND, seed=0, steps=5)
-    assert batch.grid == (1, 5) and batch.vectors.shape == (5, Z_DIM)
+    assert batch.grid == (5, 1) and batch.vectors.shape == (5, Z_DIM)
+
+
+def test_random_z_follows_the_declared_distribution_normal_by_default():
+    uniform = ModelFacts(Z_DIM * 50, None, False, (8, 8, 1), z_distribution="uniform")
+    z = run_task("single", uniform, seed=0).vectors[0]
+    assert z.min() >= -1 and z.max() <= 1
+    default = ModelFacts(Z_DIM * 50, None, False, (8, 8, 1))
+    assert default.z_distribution == "normal"
+    for task, params in [("single", {}), ("style-sweep", {"steps": 2}), ("animation", {"count": 2}),
+                         ("analogy", {"rows": 2, "cols": 2})]:
+        z = run_task(task, default, seed=1, **params).vectors[0]
+        assert z.min() < -1 or z.max() > 1, task  # N(0, 1): some of 300 values leave [-1, 1]
+        assert abs(z.mean()) < 0.2 and 0.8 < z.std() < 1.2, task
 
 
 def test_single_image_given_z_and_class():
@@ -143,7 +186,7 @@ def test_encode_list_from_folder_and_celeba_list(tmp_path):
 
 
 def test_encode_list_class_sub_folders_and_given_label(tmp_path):
-    for name in ("1/b.png", "1/a.png", "3/c.png", "top.png", "notes/x.png"):
+    for name in ("1/b.png", "1/a.png", "3/c.png", "top.png", "notes.txt"):  # folders named by class ids
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     batch = run_task("encode-list", COND, seed=0, folder=str(tmp_path))
@@ -171,18 +214,18 @@ def test_seed_is_recorded_and_reproduces_random_zs():
     json.dumps(first.meta("style-sweep", COND))
 
 
-def test_space_from_job_reads_config(tmp_path):
+def test_model_facts_from_job_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(
         {"model": {"z_dim": 100, "num_classes": 10, "conditional": True, "input_shape": [28, 28, 1]}}))
-    space = LatentSpace.from_job(str(tmp_path))
-    assert (space.z_dim, space.num_classes, space.y_dim, space.input_shape) == (100, 10, 10, (28, 28, 1))
-    random_z = run_task("single", space, seed=0).vectors[0, :100]
-    assert random_z.min() >= -1 and random_z.max() <= 1  # the job's default U(-1, 1)
+    facts = jobdir.read_model_facts(str(tmp_path))
+    assert (facts.z_dim, facts.num_classes, facts.y_dim, facts.input_shape) == (100, 10, 10, (28, 28, 1))
+    random_z = run_task("single", facts, seed=0).vectors[0, :100]
+    assert random_z.min() < -1 or random_z.max() > 1  # nothing declared: N(0, 1), as DIGITS
     (tmp_path / "config.json").write_text(json.dumps(
         {"model": {"z_dim": 100, "num_classes": 10, "conditional": True, "input_shape": [28, 28, 1],
-                   "z_distribution": "normal"}}))
-    random_z = run_task("single", LatentSpace.from_job(str(tmp_path)), seed=0).vectors[0, :100]
-    assert random_z.min() < -1 or random_z.max() > 1
+                   "z_distribution": "uniform"}}))
+    random_z = run_task("single", jobdir.read_model_facts(str(tmp_path)), seed=0).vectors[0, :100]
+    assert random_z.min() >= -1 and random_z.max() <= 1
     (tmp_path / "config.json").write_text(json.dumps({"model": {"z_dim": 100}}))
     with pytest.raises(DataError, match="config.json"):
-        LatentSpace.from_job(str(tmp_path))
+        jobdir.read_model_facts(str(tmp_path))

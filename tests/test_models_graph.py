@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from digits_gan_plugin.dataset_io import write_dataset
-from digits_gan_plugin.digits_api import DataIngestionInterface
+from digits_gan_plugin.data_plugins.synthetic import DataIngestion as SYNTHETIC
 from digits_gan_plugin.runtime.graph import build_tower, model_facts, reuse_scope
 from digits_gan_plugin.runtime.inference import load_generator
 from digits_gan_plugin.runtime.model_files import load_model_class, resolve_network
@@ -14,27 +14,15 @@ from digits_gan_plugin.runtime.trainer import TrainOptions, train
 BATCH = 8
 
 
-class TinyFaces(DataIngestionInterface):
+def tiny_faces():
     """16 train / 8 val random 3x64x64 uint8 images with 1x1x40 attribute labels (+-1)."""
-
-    @staticmethod
-    def get_id():
-        return "tiny-faces"
-
-    def itemize_entries(self, stage):
-        return {"train_db": list(range(16)), "val_db": list(range(16, 24))}.get(stage, [])
-
-    def encode_entry(self, entry):
-        rng = np.random.default_rng(entry)
-        image = rng.integers(0, 256, (3, 64, 64)).astype(np.uint8)
-        attributes = rng.choice([-1.0, 1.0], (1, 1, 40)).astype(np.float32)
-        return image, attributes
+    return SYNTHETIC(size=64, channels=3, attributes=40, train_count=16, val_count=8)
 
 
 @pytest.fixture(scope="module")
 def tiny_faces_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_faces") / "dataset"
-    write_dataset(TinyFaces(), out, workers=1, progress=False)
+    write_dataset(tiny_faces(), out, workers=1, progress=False)
     return out
 
 

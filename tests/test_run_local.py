@@ -153,7 +153,8 @@ def test_styled_sweep_uses_the_best_encoded_digits_z(quick):
     errors = np.mean((encoded["inputs"] / 255.0 - encoded["images"] / 255.0) ** 2, axis=(1, 2, 3))
     best = int(np.argmin(errors))
     inputs = npz(quick.work / "gan" / "inference" / "class-sweep-styled" / "result.npz")["inputs"]
-    np.testing.assert_allclose(inputs[:, :Z_DIM], np.broadcast_to(encoded["z"][best], (len(inputs), Z_DIM)))
+    top_row = inputs.reshape(SWEEPS["class-sweep-styled"] + (-1,))[0]  # t = 0: [z, class c], as DIGITS
+    np.testing.assert_allclose(top_row[:, :Z_DIM], np.broadcast_to(encoded["z"][best], (CLASSES, Z_DIM)))
     assert f"style of digit-{best}.png" in stage_lines(quick.first.stdout)["styled sweep"]
 
 

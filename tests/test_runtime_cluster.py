@@ -9,10 +9,9 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 import pytest
 
-from digits_gan_plugin.digits_api import DataIngestionInterface
+from digits_gan_plugin.data_plugins.synthetic import DataIngestion as SYNTHETIC
 from digits_gan_plugin.errors import TrainingError
 from digits_gan_plugin.runtime.cluster import TRACE_ENV, read_cluster
 
@@ -51,18 +50,9 @@ class UserModel(Tower):
 '''
 
 
-class SquaresPlugin(DataIngestionInterface):
-    """8x8 grey squares, unlabelled (1,8,8 uint8)."""
-
-    @staticmethod
-    def get_id():
-        return "squares-test"
-
-    def itemize_entries(self, stage):
-        return list(range(TRAIN_COUNT)) if stage == "train_db" else []
-
-    def encode_entry(self, entry):
-        return np.full((1, 8, 8), entry * 7, np.uint8), None
+def squares_plugin():
+    """8x8 grey squares, unlabelled (1,8,8 uint8): flat grey 7 x index."""
+    return SYNTHETIC(size=8, channels=1, train_count=TRAIN_COUNT, val_count=0, pattern="ramp", step=7)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +60,7 @@ def setup(tmp_path_factory):
     from digits_gan_plugin.dataset_io import write_dataset
 
     root = tmp_path_factory.mktemp("cluster")
-    write_dataset(SquaresPlugin(), root / "dataset", workers=1, progress=False)
+    write_dataset(squares_plugin(), root / "dataset", workers=1, progress=False)
     (root / "network-tiny.py").write_text(textwrap.dedent(TINY_GAN))
     return root
 

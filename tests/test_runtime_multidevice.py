@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from digits_gan_plugin.digits_api import DataIngestionInterface
+from digits_gan_plugin.data_plugins.synthetic import DataIngestion as SYNTHETIC
 from digits_gan_plugin.errors import TrainingError
 from digits_gan_plugin.runtime.cluster import tower_batch_size
 
@@ -89,18 +89,9 @@ print(json.dumps(result))
 '''
 
 
-class Squares(DataIngestionInterface):
-    """16 unlabelled 8x8 grey squares (1,8,8 uint8)."""
-
-    @staticmethod
-    def get_id():
-        return "squares-multidevice"
-
-    def itemize_entries(self, stage):
-        return list(range(16)) if stage == "train_db" else []
-
-    def encode_entry(self, entry):
-        return np.full((1, 8, 8), entry * 15, np.uint8), None
+def squares():
+    """16 unlabelled 8x8 grey squares (1,8,8 uint8): flat grey 15 x index."""
+    return SYNTHETIC(size=8, channels=1, train_count=16, val_count=0, pattern="ramp", step=15)
 
 
 def one_step(tmp_path, spec, *train_into):
@@ -115,7 +106,7 @@ def one_step(tmp_path, spec, *train_into):
 def test_two_logical_cpus_update_like_one_device_on_the_full_batch(tmp_path):
     from digits_gan_plugin.dataset_io import write_dataset
 
-    write_dataset(Squares(), tmp_path / "dataset", workers=1, progress=False)
+    write_dataset(squares(), tmp_path / "dataset", workers=1, progress=False)
     single, double = one_step(tmp_path, "1"), one_step(tmp_path, "2", tmp_path / "dataset", tmp_path / "job")
     assert double["devices"] == ["/device:CPU:0", "/device:CPU:1"]
     assert any(device.endswith("CPU:1") for device in double["placed"])  # tower 1 really is on CPU:1

@@ -12,27 +12,12 @@ import pytest
 from PIL import Image
 
 from digits_gan_plugin.webapp import create_app
-from digits_gan_plugin.webapp.jobs import JobManager, cli_command
+from digits_gan_plugin.webapp.jobs import JobManager, cli_command, runner_env
 from digits_gan_plugin.webapp.runner import OutputPump
+from webapp_helpers import (ENCODER, csrf_token, fake_dataset, fake_record, fake_training_job, job_folders,
+                            user_folders, wait_finished)
 
-
-def job_folders(jobs_dir):
-    return sorted(p.name for p in jobs_dir.iterdir() if p.is_dir())
-
-
-def csrf_token(client, url):
-    html = client.get(url).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def fake_job(jobs_dir, job_id, kind, status="done", **extra):
-    """A job folder as the server writes it (without running anything)."""
-    folder = jobs_dir / job_id
-    folder.mkdir(parents=True)
-    data = {"kind": kind, "name": f"{kind} {job_id}", "status": status, "commands": [], "created": "2026-01-01",
-            "started": "2026-01-01", "finished": None, "exit_code": None, "pid": None, **extra}
-    (folder / "job.json").write_text(json.dumps(data))
-    return folder
+__all__ = ["user_folders"]  # the autouse fixture: secret key and caches in tmp folders
 
 
 @pytest.fixture
@@ -80,10 +65,13 @@ def test_a_path_inside_an_allowed_root_starts_a_job(jobs_dir, tmp_path):
     manager = app.extensions["digits_gan_jobs"]
     ended = wait_finished(manager, manager.get(job_folders(jobs_dir)[0]))
     assert ended.status == "error" and "no images" in ended.log_tail().lower()
+    assert "no images" in ended.error.lower()  # the one-line error shown above the log
+    page = client.get(f"/jobs/{ended.id}").get_data(as_text=True)
+    assert page.index('id="job-error"') < page.index('id="job-log"')
 
 
 def test_an_oversized_upload_is_refused(client, jobs_dir):
-    fake_job(jobs_dir, "20260101-000000-data", "dataset")
+    fake_record(jobs_dir, "20260101-000000-data", "dataset")
     token = csrf_token(client, "/models/new")
     before = job_folders(jobs_dir)
     response = client.post("/models/new", content_type="multipart/form-data", data={
@@ -95,24 +83,31 @@ def test_an_oversized_upload_is_refused(client, jobs_dir):
     assert job_folders(jobs_dir) == before
 
 
+def encoder_model(jobs_dir, job_id="20260101-000000-enc"):
+    record = fake_record(jobs_dir, job_id, "model", network="network-test-encoder")
+    fake_training_job(record / "model", ENCODER)
+    return record
+
+
 def test_an_image_over_the_pixel_limit_is_refused(client, jobs_dir):
-    model = fake_job(jobs_dir, "20260101-000000-gan", "model", network="network-mnist")
-    (model / "model").mkdir()
+    record = encoder_model(jobs_dir)
     png = io.BytesIO()
     Image.fromarray(np.zeros((65, 64, 3), np.uint8)).save(png, format="PNG")
     png.seek(0)
-    token = csrf_token(client, "/jobs/20260101-000000-gan")
-    response = client.post("/jobs/20260101-000000-gan/infer", content_type="multipart/form-data", data={
-        "csrf_token": token, "view_plugin": "gan-view", "job": str(model / "model"), "task": "encode-list",
+    token = csrf_token(client, f"/jobs/{record.name}")
+    before = sorted(p.name for p in (record / "model").iterdir())
+    response = client.post(f"/jobs/{record.name}/infer", content_type="multipart/form-data", data={
+        "csrf_token": token, "view_plugin": "gan-view", "task": "encode-list", "checkpoint": "last",
         "max_count": "10", "view-task": "encoder", "view-frame_ms": "120", "images": (png, "face.png")})
     assert response.status_code == 400
     assert "64 x 65 pixels is more than the limit of 4096 pixels" in response.get_data(as_text=True)
-    assert job_folders(jobs_dir) == ["20260101-000000-gan"]
-    assert sorted(p.name for p in (model / "model").iterdir()) == []
+    assert job_folders(jobs_dir) == [record.name]
+    assert sorted(p.name for p in (record / "model").iterdir()) == before
 
 
 def test_a_model_file_with_a_syntax_error_is_shown_with_the_line_marked(client, jobs_dir):
-    fake_job(jobs_dir, "20260101-000000-data", "dataset")
+    fake_record(jobs_dir, "20260101-000000-data", "dataset")
+    fake_dataset(jobs_dir / "20260101-000000-data" / "dataset")
     token = csrf_token(client, "/models/new")
     source = "class UserModel(Tower):\n    def loss(self:\n        return 0\n"
     response = client.post("/models/new", data={
@@ -136,7 +131,7 @@ def test_the_model_list_offers_the_shipped_definitions(client):
 def test_a_running_job_without_its_process_is_interrupted_after_a_restart(jobs_dir):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    fake_job(jobs_dir, "20260101-000000-gan", "model", status="running", pid=gone.pid, network="network-mnist")
+    fake_record(jobs_dir, "20260101-000000-gan", "model", status="running", pid=gone.pid, network="network-mnist")
     client = create_app(str(jobs_dir)).test_client()
     job = json.loads((jobs_dir / "20260101-000000-gan" / "job.json").read_text())
     assert job["status"] == "interrupted" and job["finished"]
@@ -144,18 +139,9 @@ def test_a_running_job_without_its_process_is_interrupted_after_a_restart(jobs_d
     assert 'id="resume-button"' in text and "interrupted" in text
 
 
-def wait_finished(manager, job, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = manager.get(job.id)
-        if job.ended:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job.id} still {job.status} after {timeout} s")
-
-
 def test_a_job_records_its_end_and_stop_sends_sigint(jobs_dir):
     manager = JobManager(jobs_dir)
+    jobs_dir.mkdir(exist_ok=True)
     done = manager.create(manager.new_folder(), "dataset", "ok", [cli_command("dataset", "plugins")])
     done = wait_finished(manager, done)
     assert (done.status, done.exit_code) == ("done", 0)
@@ -170,12 +156,22 @@ def test_a_job_records_its_end_and_stop_sends_sigint(jobs_dir):
     assert stopped.status == "stopped"
 
 
+def test_the_log_says_tensorflow_is_starting_and_runners_silence_its_noise(jobs_dir):
+    assert runner_env()["TF_CPP_MIN_LOG_LEVEL"] in ("2", "3")
+    manager = JobManager(jobs_dir)
+    job = wait_finished(manager, manager.create(manager.new_folder(), "model", "help", [cli_command("train", "--help")]))
+    lines = job.log_tail().splitlines()
+    assert lines[0] == "$ digits-gan train --help" and lines[1].startswith("starting TensorFlow")
+
+
 def test_the_output_pump_keeps_lines_in_the_log_and_bars_in_progress(tmp_path):
     log = io.StringIO()
     pump = OutputPump(log, tmp_path / "progress.json")
     pump.feed("building\r\ntrain_db:  10%|#   | 45/450 [00:01<00:09]")
-    pump.feed("\rtrain_db: 100%|####| 450/450 [00:02<00:00]\r\ndone\r\n")
+    pump.feed("\rtrain_db: 100%|####| 450/450 [00:02<00:00]\r\ndigits-gan: error: x.png: not an image\r\ndone\r\n")
     pump.close()
-    assert log.getvalue() == "building\ntrain_db: 100%|####| 450/450 [00:02<00:00]\ndone\n"
+    assert log.getvalue() == ("building\ntrain_db: 100%|####| 450/450 [00:02<00:00]\n"
+                              "digits-gan: error: x.png: not an image\ndone\n")
     progress = json.loads((tmp_path / "progress.json").read_text())
     assert (progress["done"], progress["total"]) == (450, 450)
+    assert pump.error == "x.png: not an image"

@@ -7,18 +7,20 @@ dataset building answer in well under a second.
 """
 import argparse
 import importlib
-import logging
 import os
 import sys
 
+from .. import runtime
 from ..errors import DigitsGanError
 
 COMMAND_MODULES = [
     "digits_gan_plugin.cli.attributes",
     "digits_gan_plugin.cli.dataset",
     "digits_gan_plugin.cli.evaluate",
+    "digits_gan_plugin.cli.export",
     "digits_gan_plugin.cli.gallery",
     "digits_gan_plugin.cli.infer",
+    "digits_gan_plugin.cli.jobs",
     "digits_gan_plugin.cli.latent",
     "digits_gan_plugin.cli.serve",
     "digits_gan_plugin.cli.train",
@@ -30,6 +32,9 @@ def build_parser():
         prog="digits-gan",
         description="Build GAN datasets, train DIGITS-style model definitions, explore latent spaces.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow's start-up and C++ log lines through (also DIGITS_GAN_VERBOSE=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -37,15 +42,18 @@ def build_parser():
 
 
 def main(argv=None):
-    # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) buries our own
-    # progress and error lines; users can still ask for it by setting the variable.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.compat.v1 deprecation notes
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ[runtime.VERBOSE_ENV] = "1"  # this process and the ones it starts
+    # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) buries our own
+    # progress and error lines (see runtime.quiet_tensorflow).
+    runtime.quiet_tensorflow()
     try:
         return args.func(args) or 0
     except DigitsGanError as error:
+        if args.debug:
+            raise
         print(f"digits-gan: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

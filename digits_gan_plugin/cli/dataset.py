@@ -50,12 +50,16 @@ def cmd_info(args):
 
     reader = DatasetReader(args.dir)
     meta = reader.meta
-    print(f"dataset {os.path.abspath(args.dir)} (plugin {meta.get('plugin_id')}, encoding {meta.get('encoding', 'none')})")
+    origin = f"plugin {meta.get('plugin_id')}" if meta.get("plugin_id") else meta.get("written_by", "no plugin recorded")
+    print(f"dataset {os.path.abspath(args.dir)} ({origin}, encoding {meta.get('encoding', 'none')})")
     print(f"labels: {_describe_labels(meta, reader.label_shape(reader.stages[0]))}")
     for stage in reader.stages:
         stage_meta = meta["stages"][stage]
-        mean = reader.mean(stage)
-        channel_means = ", ".join(f"{value:.2f}" for value in mean.reshape(-1, mean.shape[-1]).mean(axis=0))
+        if reader.has_mean(stage):
+            mean = reader.mean(stage)
+            channel_means = ", ".join(f"{value:.2f}" for value in mean.reshape(-1, mean.shape[-1]).mean(axis=0))
+        else:
+            channel_means = "none (no mean file)"
         print(f"{stage}: {stage_meta['count']} entries, feature C,H,W {stage_meta['feature_shape']} "
               f"{stage_meta['feature_dtype']}, mean per channel: {channel_means}")
         if stage_meta.get("skipped"):

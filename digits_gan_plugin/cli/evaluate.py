@@ -2,7 +2,6 @@
 
 No TensorFlow at import time: evaluation.evaluate imports it when it runs.
 """
-import os
 
 
 def register(subparsers):
@@ -25,10 +24,11 @@ def register(subparsers):
 
 
 def run(args):
-    from ..evaluation import EVAL_FILENAME, evaluate
+    from ..evaluation import evaluate
+    from ..jobdir import JobPaths
 
     result = evaluate(args.job_dir, samples=args.samples, seed=args.seed, checkpoint=args.checkpoint,
                       progress=args.progress)
     print(result["summary"])
-    print(f"wrote {os.path.join(args.job_dir, EVAL_FILENAME)}")
+    print(f"wrote {JobPaths(args.job_dir).eval_json}")
     return 0

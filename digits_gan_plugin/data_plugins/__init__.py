@@ -18,16 +18,42 @@ from .. import options as _options
 ENTRY_POINT_GROUP = "digits.plugins.data"
 
 
+def class_label(class_id):
+    """The label of an entry of class `class_id`, as DIGITS' writer takes it: a size-1
+    1-D array (its one value becomes the Datum's label)."""
+    return np.array([int(class_id)], dtype=np.int64)
+
+
+def no_label():
+    """The label of an entry without one: `np.array([0])`, as DIGITS' own GAN plugin
+    returns (DIGITS' writer needs an array). A plugin whose entries carry none says so
+    with `has_labels = False`, so dataset.json records no labels rather than class 0."""
+    return np.array([0], dtype=np.int64)
+
+
 class OptionsPlugin(DataIngestionInterface):
     """A data plugin whose options are declared once in `OPTIONS` (a list of
     options.Option): they are validated in __init__ (kept in `userdata` and as
     attributes, per the DIGITS contract), offered as CLI flags, and rendered as the
-    DIGITS dataset form with the shared template."""
+    DIGITS dataset form with the shared template.
+
+    `is_inference_db` is kept in `userdata` (and as an attribute): DIGITS' base class
+    drops it, and DIGITS builds the inference dataset from the class and the userdata
+    alone. An inference instance skips the checks of the training options (their
+    sources need not exist any more)."""
 
     OPTIONS = []
+    has_labels = True
 
-    def __init__(self, **kwargs):
-        super().__init__(**_options.resolve(self.OPTIONS, kwargs))
+    def __init__(self, is_inference_db=False, **kwargs):
+        if is_inference_db:
+            values = {option.name: option.default for option in self.OPTIONS}
+            values.update(kwargs)
+        else:
+            values = _options.resolve(self.OPTIONS, kwargs)
+        super().__init__(**values)
+        self.is_inference_db = bool(is_inference_db)
+        self.userdata["is_inference_db"] = self.is_inference_db
 
     @classmethod
     def get_dataset_form(cls):
@@ -36,6 +62,15 @@ class OptionsPlugin(DataIngestionInterface):
     @staticmethod
     def get_dataset_template(form):
         return _options.template_text(), {"form": form}
+
+    def get_inference_form(self):
+        """None: no inference form (DIGITS' own base raises NotImplementedError here,
+        which would break the model page of a model trained on this dataset)."""
+        return None
+
+    @staticmethod
+    def get_inference_template(form):
+        return None, None
 
     @staticmethod
     def get_category():
@@ -65,7 +100,11 @@ class GanInferenceForms:
     adds the submitted fields to its userdata and builds the inference dataset (test_db)
     with that same class. Each of those steps is handed to the gan-inference plugin: the
     subclass's own `itemize_entries` / `encode_entry` are wrapped to delegate when
-    `is_inference_db` is set."""
+    `is_inference_db` is set. The form comes filled with what the training set tells
+    (classes, image size; z size as in DIGITS' examples), for models trained in DIGITS
+    whose job folders hold no digits-gan config.json.
+
+    Subclasses define `training_shape()` -> (image side, channels, classes) of their set."""
 
     DELEGATED = ("itemize_entries", "encode_entry")
 
@@ -76,11 +115,26 @@ class GanInferenceForms:
             if not getattr(method, "delegates_to_gan_inference", False):
                 setattr(cls, name, _delegating(method))
 
-    @staticmethod
-    def get_inference_form():
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.gan_inference = None
+
+    def inference_defaults(self):
+        """The gan-inference fields this training set fills in."""
+        from .gan_inference import DIGITS_Z_DIM
+
+        size, channels, classes = self.training_shape()
+        return {"z_dim": DIGITS_Z_DIM, "model_classes": classes, "image_size": size, "image_channels": channels}
+
+    def get_inference_form(self):
         from .gan_inference import DataIngestion as GanInference
 
-        return GanInference.get_inference_form()
+        form = GanInference.get_dataset_form()
+        for name, value in self.inference_defaults().items():
+            field = getattr(form, name)
+            if not field.raw_data:  # not submitted: show the training set's value
+                field.data = value
+        return form
 
     @staticmethod
     def get_inference_template(form):
@@ -89,13 +143,16 @@ class GanInferenceForms:
         return GanInference.get_inference_template(form)
 
     def inference_plugin(self):
-        """The gan-inference plugin built from the inference form's fields in userdata."""
-        if getattr(self, "_gan_inference", None) is None:
+        """The gan-inference plugin built from the inference form's fields in userdata
+        (the training set's defaults where a field is absent)."""
+        if self.gan_inference is None:
             from .gan_inference import DataIngestion as GanInference
 
             names = {option.name for option in GanInference.OPTIONS}
-            self._gan_inference = GanInference(**{k: v for k, v in self.userdata.items() if k in names})
-        return self._gan_inference
+            fields = self.inference_defaults()
+            fields.update((k, v) for k, v in self.userdata.items() if k in names)
+            self.gan_inference = GanInference(**fields)
+        return self.gan_inference
 
 
 def _delegating(method):
@@ -103,7 +160,7 @@ def _delegating(method):
     instance was built with is_inference_db."""
     @functools.wraps(method)
     def delegate(self, *args):
-        if self.userdata.get("is_inference_db"):
+        if self.is_inference_db:
             return getattr(self.inference_plugin(), method.__name__)(*args)
         return method(self, *args)
 

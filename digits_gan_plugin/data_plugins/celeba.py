@@ -32,8 +32,7 @@ def read_attributes(path):
 
     DataError naming the line when the count line, a row's column count or a value
     disagrees with the header."""
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+    lines = read_text_lines(path)
     if len(lines) < 2 or not lines[0].strip().isdigit():
         raise DataError(f"{path}: line 1 must be the number of images, found {lines[0].strip()[:40]!r}"
                         if lines else f"{path}: empty attribute list")
@@ -88,15 +87,30 @@ def _parse_rows_by_line(path, numbered_lines, columns):
 def read_partition(path):
     """Parse list_eval_partition.txt -> {file name: stage}."""
     stages = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2 or fields[1] not in PARTITION_STAGES:
-                raise DataError(f"{path}: line {number} must be a file name and 0, 1 or 2")
-            stages[fields[0]] = PARTITION_STAGES[fields[1]]
+    for number, line in enumerate(read_text_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in PARTITION_STAGES:
+            raise DataError(f"{path}: line {number} must be a file name and 0, 1 or 2")
+        stages[fields[0]] = PARTITION_STAGES[fields[1]]
     return stages
+
+
+def read_text_lines(path):
+    """The lines of a UTF-8 (or ASCII) text file; DataError naming the file and the first
+    line that is not UTF-8 (e.g. a Latin-1 export) or why the file cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte 0x{data[error.start]:02x}); "
+                        f"save the list as UTF-8") from None
 
 
 class DataIngestion(GanInferenceForms, OptionsPlugin):
@@ -156,3 +170,6 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
                 raise
             return []
         return pixels.transpose(2, 0, 1), self.labels[entry]
+
+    def training_shape(self):
+        return self.size, 3, 0  # the attributes are labels, not a conditioning one-hot

@@ -9,11 +9,11 @@ import numpy as np
 
 from ..digits_api import STAGES, TRAIN_DB, VAL_DB
 from ..options import Option
-from . import OptionsPlugin
+from . import OptionsPlugin, no_label
 
 
 class DataIngestion(OptionsPlugin):
-    """Samples of N(mean, std): feature float32 1,1,1, no label."""
+    """Samples of N(mean, std): feature float32 1,1,1, no label (np.array([0]))."""
 
     OPTIONS = [
         Option("train_count", int, 10000, min=1, help="number of samples in train_db"),
@@ -24,6 +24,7 @@ class DataIngestion(OptionsPlugin):
     ]
     label_names = None
     num_classes = None
+    has_labels = False
 
     @staticmethod
     def get_id():
@@ -44,4 +45,4 @@ class DataIngestion(OptionsPlugin):
         return rng.normal(self.mean, self.std, count).tolist()
 
     def encode_entry(self, entry):
-        return np.full((1, 1, 1), entry, dtype=np.float32), None
+        return np.full((1, 1, 1), entry, dtype=np.float32), no_label()

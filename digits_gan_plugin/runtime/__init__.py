@@ -6,10 +6,12 @@ inside the functions that need it.
 Modules: ``model_files`` (find / execute ``network-*.py``), ``tower`` (``Tower``,
 ``model_property``), ``digits_helpers`` (the ``digits`` module model files see),
 ``schedules`` (solvers and learning-rate policies), ``graph`` (towers and update ops),
-``trainer`` (the training loop), ``jobdir`` (the job directory layout, checkpoints,
-metrics.csv), ``vectors`` (z sampling, one-hot labels, sample-grid vectors), ``charts``
-(the loss-curve PNG), ``inference`` (``load_generator``, ``generate_classes``,
-``digits-gan infer``), ``cli`` (``digits-gan train / infer / models``).
+``train_options`` (the training options, declared once, and the shipped recipes),
+``trainer`` (graph build -> one frozen value -> the loop), ``report`` (epoch-end work:
+validation, metrics row, loss curve, TensorBoard, grids, best checkpoint), ``joblock``
+(one writer per job folder), ``cluster`` (devices, multi-worker sessions), ``charts``
+(the loss-curve PNG),
+``inference`` (``load_generator``, ``generate_classes``, ``digits-gan infer``).
 
 Model contract beyond DIGITS' (full text: docs/model_files.md)
 ----------------------------------------------------------------
@@ -20,8 +22,9 @@ Class attributes a ``UserModel`` may set:
 - ``conditional`` (bool): whether the generator takes a label part ``y``. Default:
   True when the dataset has scalar class labels (``num_classes`` > 0), else False.
   ``y_dim`` is ``nclasses`` for a conditional model and 0 otherwise.
-- ``z_distribution``: ``'uniform'`` (default, U(-1, 1), as DIGITS' GAN) or ``'normal'``;
-  how the runtime draws z for sample grids and ``generate_classes``.
+- ``z_distribution``: ``'normal'`` (default, N(0, 1), what DIGITS' GAN plugin draws) or
+  ``'uniform'`` (U(-1, 1)); how the runtime draws z for sample grids, ``generate_classes``
+  and the latent tasks. Declare it when the model samples z itself.
 - ``inference_input``: ``'z'`` (default when ``z_dim`` is set) or ``'image'`` (default
   otherwise, e.g. encoders: inference ``x`` is float32 N,H,W,C images 0..255).
 
@@ -49,7 +52,13 @@ order, then the batch-norm style ``UPDATE_OPS`` run and the global step advances
 Steps are counted from 0: ``start_step`` and ``every`` compare against the number of
 batches already trained.
 """
+import importlib.abc
+import importlib.machinery
 import os
+import sys
+from contextlib import contextmanager
+
+VERBOSE_ENV = "DIGITS_GAN_VERBOSE"  # "1": let TensorFlow's C++ / absl start-up lines through
 
 # TensorFlow turns its oneDNN CPU kernels on by default only on AVX-512 machines; on AVX2
 # ones its plain MatMul / Conv2DBackprop* kernels make a training step about 2x slower
@@ -57,3 +66,66 @@ import os
 # when it is imported, so it is set here, before any runtime module imports TensorFlow
 # (training and inference alike); an explicit TF_ENABLE_ONEDNN_OPTS=0 from the user wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def verbose():
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+@contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 at /dev/null (C++ writes bypass sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        with _stderr_silenced():
+            self.loader.exec_module(module)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports the `tensorflow` package with stderr silenced: its shared libraries log
+    'WARNING: All log messages before absl::InitializeLog()...' and 'Could not find cuda
+    drivers' before any log-level setting is read."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow" or verbose():
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's C++ / absl start-up lines (E0000 cuInit, CPU feature notes,
+    tf.compat.v1 deprecation warnings) in this process and the processes it starts,
+    unless DIGITS_GAN_VERBOSE=1 (`digits-gan --verbose`). Real failures still arrive
+    as Python exceptions. Idempotent; must run before TensorFlow is imported."""
+    if verbose():
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+quiet_tensorflow()

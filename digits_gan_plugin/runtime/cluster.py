@@ -160,6 +160,75 @@ def input_queue(reader, task, index, tower_batch):
                             name=f"input_{index}")
 
 
+@dataclass(frozen=True)
+class ClusterInputs:
+    """The chief's handles on the workers' input queues."""
+
+    close: object        # op closing every queue (stops the workers' feeders)
+    sizes: tuple         # one queue-size tensor per worker
+
+
+def tower_inputs(reader, task, tower_batch, devices):
+    """([(x, y)] per worker tower, ClusterInputs): tower K dequeues worker K's batches."""
+    import tensorflow.compat.v1 as tf
+
+    queues = [input_queue(reader, task, k, tower_batch) for k in range(task.count)]
+    inputs = []
+    for queue, device in zip(queues, devices):
+        with tf.device(device):
+            element = queue.dequeue()
+        inputs.append(tuple(element) if isinstance(element, (list, tuple)) else (element, None))
+    close = tf.group(*[queue.close(cancel_pending_enqueues=True) for queue in queues])
+    return inputs, ClusterInputs(close, tuple(queue.size() for queue in queues))
+
+
+class ChiefSession:
+    """The chief's session as a context manager: starts this task's server and its own
+    feeder, waits for every worker's first batch; on exit closes the input queues.
+    A worker that stops responding turns into one TrainingError naming it (the
+    session is then left open: closing it would wait on the dead peer)."""
+
+    def __init__(self, task, built, reader, options, threads):
+        import tensorflow.compat.v1 as tf
+
+        self.task, self.built = task, built
+        server = start_server(task, threads)
+        config = tf.ConfigProto(operation_timeout_in_ms=OPERATION_TIMEOUT_MS, allow_soft_placement=True)
+        print(f"{task.describe(0)}: chief of {task.count} workers; waiting for all of them", file=sys.stderr)
+        self.session = tf.Session(server.target, graph=built.graph, config=config)
+        self.feeder = Feeder(reader, task, options.batch_size // task.count, options.seed, server.target, threads,
+                             probe_chief=False)
+        self.graph_context = built.graph.as_default()
+
+    def __enter__(self):
+        self.feeder.run_in_thread()
+        wait_for_workers(self.session, self.built.cluster_inputs.sizes, self.task)
+        self.graph_context.__enter__()
+        return self.session
+
+    def __exit__(self, kind, error, trace):
+        self.graph_context.__exit__(kind, error, trace)
+        if kind is None:
+            self.session.run(self.built.cluster_inputs.close)
+            self.session.close()
+        return False
+
+    @staticmethod
+    def lost_worker_errors():
+        """The TensorFlow errors a step raises when a worker is gone."""
+        import tensorflow.compat.v1 as tf
+
+        return (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                tf.errors.CancelledError, tf.errors.OutOfRangeError)
+
+    def lost(self, error, step, last_checkpoint):
+        """The one error to raise for a lost-worker `error` at `step`."""
+        if self.feeder.error is not None:
+            return self.feeder.error
+        return TrainingError(f"{failed_worker(error, self.task, step)}; training stopped, last checkpoint kept: "
+                             f"{last_checkpoint or 'none'} (restart all workers, the chief with --resume)")
+
+
 def read_shard(reader, stage, index, count):
     """(items int64, x N,H,W,C, y or None): the items i % count == index of `stage`,
     decoded into memory once (an LMDB environment may be open only once per process,

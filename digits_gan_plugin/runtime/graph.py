@@ -3,44 +3,15 @@
 Everything here runs inside a ``tf.Graph().as_default()`` block owned by the caller.
 """
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
-from ..errors import ModelDefinitionError
+from ..errors import DataError, ModelDefinitionError
+from ..latent import DEFAULT_Z_DISTRIBUTION, ModelFacts
 from .model_files import model_code
 from .schedules import check_solver, make_optimizer
 
 # Keys a loss entry may have (see the package docstring).
 ENTRY_KEYS = ("loss", "vars", "name", "solver", "learning_rate", "solver_args", "start_step", "every")
-
-
-@dataclass
-class ModelFacts:
-    """What the runtime knows about a model + dataset pair; saved as config.json 'model'.
-
-    input_shape: [H, W, C] of the training images. nclasses: classes / attributes of the
-    dataset or None. y_dim: nclasses for conditional models, else 0.
-    """
-
-    network: str
-    z_dim: int | None
-    num_classes: int | None
-    conditional: bool
-    input_shape: list
-    y_dim: int = 0
-    inference_input: str = "image"
-    z_distribution: str = "uniform"
-
-    @property
-    def vector_width(self):
-        """Width D = z_dim + y_dim of a generator's inference input."""
-        return (self.z_dim or 0) + self.y_dim
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
 def model_facts(model_class, path, meta):
@@ -59,28 +30,23 @@ def model_facts(model_class, path, meta):
     else:
         nclasses = None
     conditional = bool(getattr(model_class, "conditional", scalar_labels))
-    if conditional and not nclasses:
-        raise ModelDefinitionError(f"{path}: UserModel is conditional but the dataset has no labels")
     z_dim = getattr(model_class, "z_dim", None)
     if z_dim is not None and (not isinstance(z_dim, int) or z_dim < 1):
         raise ModelDefinitionError(f"{path}: UserModel.z_dim must be a positive int, got {z_dim!r}")
-    facts = ModelFacts(
-        network=str(path),
-        z_dim=z_dim,
-        num_classes=nclasses,
-        conditional=conditional,
-        input_shape=[height, width, channels],
-        y_dim=nclasses if conditional else 0,
-        inference_input=getattr(model_class, "inference_input", "z" if z_dim else "image"),
-        z_distribution=getattr(model_class, "z_distribution", "uniform"),
-    )
-    if facts.inference_input not in ("z", "image") or (facts.inference_input == "z" and not z_dim):
-        raise ModelDefinitionError(
-            f"{path}: UserModel.inference_input must be 'image', or 'z' with z_dim set; got {facts.inference_input!r}"
+    names = meta.get("label_names")
+    try:
+        return ModelFacts(
+            z_dim=z_dim,
+            num_classes=nclasses,
+            conditional=conditional,
+            input_shape=(height, width, channels),
+            network=str(path),
+            inference_input=getattr(model_class, "inference_input", None),
+            z_distribution=getattr(model_class, "z_distribution", DEFAULT_Z_DISTRIBUTION),
+            class_names=names if names and len(names) == nclasses else None,
         )
-    if facts.z_distribution not in ("uniform", "normal"):
-        raise ModelDefinitionError(f"{path}: UserModel.z_distribution must be 'uniform' or 'normal'")
-    return facts
+    except DataError as error:
+        raise ModelDefinitionError(f"{path}: UserModel {error}") from None
 
 
 def reuse_scope():
@@ -91,19 +57,53 @@ def reuse_scope():
     return tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE)
 
 
-def build_tower(model_class, facts, x, y, stage, properties):
+def build_tower(model_class, facts, x, y, stage, properties, digits=False):
     """Instantiate UserModel for one stage ('train', 'val' or 'inf') and build the
-    given model properties inside name scope `stage`; returns the model."""
+    given model properties inside name scope `stage`; returns the model.
+
+    digits: as NVIDIA DIGITS builds towers (docs/model_files.md): `x` loses its static
+    shape, `nclasses` is 0 (DIGITS' value for generic datasets), `input_shape` is the
+    shape of the data read (1,1,D vectors at inference), the model is created outside
+    the 'model' variable scope, and `inference` is built on every tower, inside
+    variable_scope('model'), before `loss`."""
     import tensorflow.compat.v1 as tf
 
     with tf.name_scope(stage), model_code(facts.network, f"building the {stage} tower"):
-        model = model_class(
-            x, y, list(facts.input_shape), facts.num_classes,
-            is_training=stage == "train", is_inference=stage == "inf",
-        )
-        for name in properties:
-            getattr(model, name)
+        if not digits:
+            model = model_class(x, y, list(facts.input_shape), facts.num_classes,
+                                is_training=stage == "train", is_inference=stage == "inf")
+            for name in properties:
+                getattr(model, name)
+            return model
+        input_shape = [1, 1, facts.vector_width] if stage == "inf" and facts.inference_input == "z" \
+            else list(facts.input_shape)
+        x = tf.placeholder_with_default(x, [None] * x.shape.ndims, name="x_without_static_shape")
+        model = model_class(x, y, input_shape, 0, is_training=stage == "train", is_inference=stage == "inf")
+        with tf.variable_scope("model"):
+            model.inference
+            if stage != "inf":
+                model.loss
     return model
+
+
+def facts_from_instance(facts, model):
+    """`facts` completed from a built model instance: DIGITS' own GAN files set z_dim
+    (and y_dim) in __init__ rather than on the class. Such a model is a generator when
+    its inference output is N,H,W,C images, an encoder ('image' input) when it is DIGITS'
+    flat [z | pixels] tensor."""
+    z_dim = getattr(model, "z_dim", None)
+    if facts.z_dim or not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+        return facts
+    inference_input = getattr(type(model), "inference_input", None)
+    if inference_input is None:
+        with model_code(facts.network, "building the inference output"):
+            output = model.inference
+        flat = not isinstance(output, dict) and getattr(output, "shape", None) is not None and output.shape.ndims == 2
+        inference_input = "image" if flat else "z"
+    try:
+        return facts.replace(z_dim=z_dim, inference_input=inference_input)
+    except DataError as error:
+        raise ModelDefinitionError(f"{facts.network}: UserModel {error}") from None
 
 
 @dataclass
@@ -195,13 +195,21 @@ class UpdateOps:
     to `global_step`.
     """
 
-    def __init__(self, tower_entries, models, path, lr_scale, global_step, extra_ops, devices=(None,)):
+    def __init__(self, tower_entries, models, path, lr_scale, global_step, extra_ops, devices=(None,),
+                 shared_optimizer=None):
+        """shared_optimizer: (solver, learning rate) for DIGITS semantics: one optimizer
+        for every entry (the entries' own solver keys are ignored, as DIGITS does) and
+        the global step advanced once per entry applied."""
         import tensorflow.compat.v1 as tf
 
         self.entries = tower_entries[0]
         optimizers, gradients = [], []
+        shared = None
+        if shared_optimizer:
+            shared = make_optimizer(shared_optimizer[0], shared_optimizer[1] * lr_scale,
+                                    name=f"shared_{shared_optimizer[0]}")
         for index, entry in enumerate(self.entries):
-            optimizer = make_optimizer(
+            optimizer = shared or make_optimizer(
                 entry.solver, entry.learning_rate * lr_scale, name=f"{_op_name(entry.name)}_{entry.solver}",
                 solver_args=entry.solver_args,
             )
@@ -228,7 +236,7 @@ class UpdateOps:
                 with tf.control_dependencies(previous):
                     previous = [optimizers[index].apply_gradients(gradients[index])]
             with tf.control_dependencies(previous):
-                increment = global_step.assign_add(1)
+                increment = global_step.assign_add(len(active) if shared else 1)
             self.step_ops[active] = tf.group(increment, *extra_ops, name="step_" + "_".join(map(str, active)))
 
     def op_at(self, step):
@@ -254,7 +262,7 @@ def average_gradients(tower_pairs):
     return averaged
 
 
-def build_train_towers(model_class, facts, inputs, devices, path, solver, learning_rate):
+def build_train_towers(model_class, facts, inputs, devices, path, solver, learning_rate, digits=False):
     """One train tower per device: `inputs[t]` is the (x, y) batch slice of tower t,
     built under `tf.device(devices[t])` and name scope 'train' (tower 0, whose summaries
     and UPDATE_OPS the trainer uses) or 'train_t'. Variables are shared through the
@@ -265,7 +273,8 @@ def build_train_towers(model_class, facts, inputs, devices, path, solver, learni
     models, tower_entries = [], []
     for index, ((x, y), device) in enumerate(zip(inputs, devices)):
         with tf.device(device):
-            model = build_tower(model_class, facts, x, y, "train" if index == 0 else f"train_{index}", ["loss"])
+            model = build_tower(model_class, facts, x, y, "train" if index == 0 else f"train_{index}", ["loss"],
+                                digits=digits)
         entries = loss_entries(model.loss, path, solver, learning_rate)
         if tower_entries and [e.name for e in entries] != [e.name for e in tower_entries[0]]:
             raise ModelDefinitionError(f"{path}: tower {index} returned loss entries {[e.name for e in entries]}, "
@@ -288,3 +297,31 @@ def mean_entries(tower_entries):
 
 def _op_name(name):
     return "".join(char if char.isalnum() or char in "_-." else "_" for char in name)
+
+
+def inference_outputs(output, facts):
+    """{name: tensor} of a model's inference op with 'images' the N,H,W,C image output
+    when it has one. A dict is taken as is. A 2-D tensor is DIGITS' flat encoder
+    output [z | pixels]: split into 'z' (the first width - H*W*C columns) and 'images'
+    (reshaped to the training images' H,W,C, pixel values kept as they are, never cast
+    with z). Any other 2-D width, or another rank, is a ModelDefinitionError."""
+    import tensorflow.compat.v1 as tf
+
+    if isinstance(output, dict):
+        return dict(output)
+    if not isinstance(output, tf.Tensor):
+        raise ModelDefinitionError(f"{facts.network}: UserModel.inference must return a tensor or a dict of tensors, "
+                                   f"got {type(output).__name__}")
+    if output.shape.ndims == 4:
+        return {"images": output}
+    height, width, channels = facts.input_shape
+    pixels = height * width * channels
+    columns = output.shape[-1] if output.shape.ndims == 2 else None
+    columns = getattr(columns, "value", columns)
+    expected = f"N x H x W x C images, a dict, or DIGITS' flat N x (z_dim + {height}*{width}*{channels}) [z | pixels]"
+    if columns is None or columns <= pixels or (facts.z_dim and columns != facts.z_dim + pixels):
+        raise ModelDefinitionError(f"{facts.network}: UserModel.inference returned a {output.shape.ndims}-D tensor "
+                                   f"of shape {output.shape.as_list() if output.shape.ndims else '?'}; expected "
+                                   f"{expected}")
+    return {"z": tf.cast(output[:, :columns - pixels], tf.float32),
+            "images": tf.reshape(output[:, columns - pixels:], [-1, height, width, channels])}

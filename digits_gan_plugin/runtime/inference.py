@@ -6,28 +6,29 @@ arrays in that file plus the image grid next to it (same name, .png); any other 
 a directory receiving ``result.npz``, ``result.json`` and ``grid.png``. Without --out:
 ``JOBDIR/inference/<dataset dir name | z-file stem | 'classes'>/``. Arrays: ``images``
 (uint8 N,H,W,C), ``inputs`` (float32 N x D vectors, or the input images), ``labels``
-(int64, with --classes) and every other output of a dict-valued inference op.
+(int64, with --classes) and every other output of a dict-valued inference op. The
+layout, writer and reader are ``jobdir.result_files`` / ``write_result`` /
+``InferenceResult``.
 
 Image-input models (encoders, ``inference_input = 'image'``): the inference tower's ``y``
 is an int64 (N,) placeholder of class ids, -1 meaning "not given" (the model infers it);
-``infer_command`` feeds an inference dataset's scalar labels there. Their results also
-hold ``z`` and the image output a second time as ``reconstructions`` (what the gallery
-and the view plugin's encoder view look for).
+``infer_command`` feeds an inference dataset's scalar labels there. Their results hold
+``z`` beside ``images`` (the generator's reconstruction of each z): that pair is what
+makes a result an encoder's.
 """
-import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from ..dataset_io import DatasetReader
-from ..files import atomic_write, usable_cores, write_json_atomic
+from ..files import usable_cores
 from ..errors import DataError, TrainingError
-from ..imaging import make_grid, save_png, to_uint8
+from ..imaging import make_grid, to_uint8
+from ..latent import read_z_file
 from .. import jobdir
-from .graph import ModelFacts, build_tower, reuse_scope
-from .model_files import load_model_class
-from .vectors import sample_z, with_labels
+from .graph import build_tower, inference_outputs, reuse_scope
+from .model_files import load_model_class, model_run_errors, run_error
 
 
 class Generator:
@@ -41,12 +42,7 @@ class Generator:
     def __init__(self, job_dir, checkpoint="last"):
         import tensorflow.compat.v1 as tf
 
-        config = jobdir.read_config(job_dir)
-        facts = ModelFacts.from_dict(config["model"])
-        copy = jobdir.JobPaths(job_dir).network
-        if copy.is_file():  # the model file as trained, even if the original moved or changed
-            facts = dataclasses.replace(facts, network=str(copy))
-        self.facts = facts
+        self.facts = facts = jobdir.read_model_facts(job_dir)
         self.z_dim, self.num_classes = facts.z_dim, facts.num_classes
         self.conditional, self.input_shape = facts.conditional, list(facts.input_shape)
         checkpoint = checkpoint or "last"
@@ -65,9 +61,11 @@ class Generator:
                 if facts.conditional:
                     not_given = tf.fill(tf.shape(self.input)[:1], tf.constant(-1, tf.int64))
                     self.labels = tf.placeholder_with_default(not_given, [None], name="labels")
+            digits = bool(jobdir.read_config(job_dir).get("digits_semantics"))  # towers built as trained
             with reuse_scope():
-                output = build_tower(model_class, facts, self.input, self.labels, "inf", ["inference"]).inference
-            self.outputs = output if isinstance(output, dict) else {"images": output}
+                output = build_tower(model_class, facts, self.input, self.labels, "inf", ["inference"],
+                                     digits=digits).inference
+            self.outputs = inference_outputs(output, facts)  # DIGITS' flat [z | pixels] split here
             self.image_key = "images" if "images" in self.outputs else next(
                 (key for key, tensor in self.outputs.items() if tensor.shape.ndims == 4), None)
             saver = tf.train.Saver(var_list=tf.global_variables())
@@ -97,6 +95,10 @@ class Generator:
         labels: for conditional image-input models, int (N,) class ids given to the model
         (-1: let it infer that row's class); None infers every class."""
         inputs = np.asarray(inputs, np.float32)
+        if batch_size < 1:
+            raise DataError(f"batch size {batch_size}: expected an integer >= 1")
+        if not len(inputs):
+            raise DataError("no inputs to run through the model (0 vectors or images)")
         if labels is not None:
             labels = self._check_labels(labels, len(inputs))
         if self.facts.inference_input == "z":
@@ -112,7 +114,10 @@ class Generator:
             feed = {self.input: inputs[start:start + batch_size]}
             if labels is not None:
                 feed[self.labels] = labels[start:start + batch_size]
-            chunks.append(self.session.run(self.outputs, feed))
+            try:
+                chunks.append(self.session.run(self.outputs, feed))
+            except model_run_errors() as error:
+                raise run_error(error, self.facts.network, f"running inference on rows {start}..") from None
         return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in self.outputs}
 
     def _check_labels(self, labels, count):
@@ -141,18 +146,21 @@ def load_generator(job_dir, checkpoint="last"):
 
 
 def class_vectors(facts, classes, per_class, seed):
-    """(float32 N x D vectors, int64 labels N): `per_class` z for each class in order."""
+    """(float32 N x D vectors, int64 labels N): `per_class` z for each class in order,
+    drawn from the model's z distribution."""
     if not facts.conditional:
         raise TrainingError(f"{facts.network}: the model is not conditional; it cannot generate chosen classes")
     classes = [int(c) for c in classes]
+    if not classes:
+        raise DataError(f"--classes is empty, expected class ids in 0..{facts.y_dim - 1}")
     bad = [c for c in classes if not 0 <= c < facts.y_dim]
     if bad:
         raise DataError(f"--classes {bad}: expected class ids in 0..{facts.y_dim - 1}")
     if per_class < 1:
         raise DataError(f"--per-class {per_class}: expected an integer >= 1")
     labels = np.repeat(np.asarray(classes, np.int64), per_class)
-    z = sample_z(len(labels), facts.z_dim, np.random.default_rng(seed), facts.z_distribution)
-    return with_labels(z, labels, facts.y_dim), labels
+    z = facts.sample(len(labels), np.random.default_rng(seed))
+    return facts.with_labels(z, labels), labels
 
 
 def generate_classes(job_dir, classes, per_class, seed, checkpoint="last"):
@@ -163,103 +171,56 @@ def generate_classes(job_dir, classes, per_class, seed, checkpoint="last"):
         return generator.generate(vectors), labels
 
 
-def read_z_file(path):
-    """float32 N x D vectors from .npz (array 'z' or the only one), .h5/.hdf5 (dataset
-    'z' or the only one) or text (one vector per line, whitespace or comma separated)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                array = _pick_z(path, {key: archive[key] for key in archive.files})
-        elif suffix in (".h5", ".hdf5"):
-            import h5py
-
-            with h5py.File(path, "r") as handle:
-                array = _pick_z(path, {key: handle[key][()] for key in handle.keys()})
-        else:
-            text = path.read_text(encoding="utf-8").replace(",", " ")
-            array = np.loadtxt(text.splitlines(), ndmin=2, dtype=np.float32)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read z vectors: {error}") from None
-    array = np.asarray(array, np.float32)
-    return array.reshape(len(array), -1)
-
-
-def _pick_z(path, arrays):
-    if "z" in arrays:
-        return arrays["z"]
-    if len(arrays) == 1:
-        return next(iter(arrays.values()))
-    raise DataError(f"{path}: holds {', '.join(arrays) or 'no arrays'}; expected an array named 'z'")
-
-
-def save_arrays(path, arrays):
-    """Write arrays to .npz or HDF5 at `path`, atomically."""
-    def write(tmp):
-        if str(path).lower().endswith(".npz"):
-            np.savez(tmp, **arrays)
-        else:
-            import h5py
-
-            with h5py.File(tmp, "w") as out:
-                for key, value in arrays.items():
-                    out.create_dataset(key, data=value)
-
-    atomic_write(path, write)
-
-
 def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10, seed=0, checkpoint="last",
                   out=None, batch_size=256):
     """``digits-gan infer``: exactly one of dataset / z_file / classes. Returns the
-    written paths (see the module docstring for the layout)."""
-    info = {"job": str(job_dir), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    written paths (see the module docstring for the layout). Inputs are read and
+    checked before the model is loaded."""
+    if batch_size < 1:
+        raise DataError(f"--batch-size {batch_size}: expected an integer >= 1")
+    facts = jobdir.read_model_facts(job_dir)
+    inputs, labels, name, grid_shape, info = _inference_inputs(facts, job_dir, dataset, z_file, classes,
+                                                               per_class, seed)
+    info.update(job=str(job_dir), created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     with load_generator(job_dir, checkpoint) as generator:
         info["checkpoint"] = generator.checkpoint
-        labels, grid_shape = None, None
-        if generator.facts.inference_input == "image" and dataset is None:
-            raise DataError(f"{job_dir}: the model encodes images; give an inference dataset of images "
-                            f"(--dataset, e.g. from `digits-gan latent encode-list`), not --z or --classes")
-        if classes is not None:
-            inputs, labels = class_vectors(generator.facts, classes, per_class, seed)
-            name, grid_shape = "classes", (len(classes), per_class)
-            info.update(task="classes", classes=list(classes), per_class=per_class, seed=seed)
-        elif z_file is not None:
-            inputs, name = read_z_file(z_file), Path(z_file).stem
-            info.update(task="z_file", z_file=str(z_file))
-        else:
-            reader = DatasetReader(dataset)
-            stage = "test_db" if "test_db" in reader.stages else reader.stages[0]
-            inputs, dataset_labels = reader.read_all(stage)
-            if generator.labels is not None and dataset_labels is not None and dataset_labels.ndim == 1:
-                labels = dataset_labels
-            name = Path(dataset).resolve().name
-            latent = reader.meta.get("latent") or {}
-            grid_shape = tuple(latent["grid"]) if latent.get("grid") else None
-            info.update(task=latent.get("task"), grid=latent.get("grid"), dataset=str(dataset), latent=latent)
-        if generator.facts.inference_input == "z":
-            inputs = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
         outputs = generator.run(inputs, batch_size, labels=labels if generator.labels is not None else None)
+        image_key = generator.image_key
     arrays = {"inputs": np.asarray(inputs, np.float32)}
-    if generator.image_key is not None:
-        arrays["images"] = to_uint8(outputs.pop(generator.image_key))
-        if generator.facts.inference_input == "image":
-            arrays["reconstructions"] = arrays["images"]
+    grid = None
+    if image_key is not None:
+        arrays["images"] = images = to_uint8(outputs.pop(image_key))
+        rows, cols = grid_shape if grid_shape and grid_shape[0] * grid_shape[1] >= len(images) else (None, None)
+        grid = make_grid(images, rows=rows, cols=cols) if len(images) else None
     arrays.update(outputs)
     if labels is not None:
         arrays["labels"] = labels
-    out = Path(out) if out else jobdir.JobPaths(job_dir).inference / name
-    if out.suffix.lower() in (".npz", ".h5", ".hdf5"):
-        result_path, json_path, grid_path = out, None, out.with_suffix(".png")
-    else:
-        result_path, json_path, grid_path = out / "result.npz", out / "result.json", out / "grid.png"
-    save_arrays(result_path, arrays)
-    written = [str(result_path)]
-    if "images" in arrays and len(arrays["images"]):
-        rows, cols = grid_shape if grid_shape and grid_shape[0] * grid_shape[1] >= len(arrays["images"]) else (None, None)
-        save_png(make_grid(arrays["images"], rows=rows, cols=cols), grid_path)
-        written.append(str(grid_path))
-    if json_path is not None:
-        write_json_atomic(json_path, info)
-        written.append(str(json_path))
-    return written
+    return jobdir.write_result(out or jobdir.JobPaths(job_dir).result(name), arrays, info, grid)
+
+
+def _inference_inputs(facts, job_dir, dataset, z_file, classes, per_class, seed):
+    """(inputs, labels or None, default result name, grid (rows, cols) or None, info)."""
+    if facts.inference_input == "image" and dataset is None:
+        raise DataError(f"{job_dir}: the model encodes images; give an inference dataset of images "
+                        f"(--dataset, e.g. from `digits-gan latent encode-list`), not --z or --classes")
+    if classes is not None:
+        inputs, labels = class_vectors(facts, classes, per_class, seed)
+        info = dict(task="classes", classes=list(classes), per_class=per_class, seed=seed)
+        return inputs, labels, "classes", (len(classes), per_class), info
+    if z_file is not None:
+        return read_z_file(z_file), None, Path(z_file).stem, None, dict(task="z_file", z_file=str(z_file))
+    reader = DatasetReader(dataset)
+    stage = "test_db" if "test_db" in reader.stages else reader.stages[0]
+    inputs, dataset_labels = reader.read_all(stage)
+    if not len(inputs):
+        raise DataError(f"{dataset}: stage {stage} holds no entries to run through the model")
+    labels = None
+    if facts.inference_input == "image" and facts.conditional and dataset_labels is not None \
+            and dataset_labels.ndim == 1:
+        labels = dataset_labels
+    if facts.inference_input == "z":  # N x D, whatever layout the dataset's items have
+        inputs = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
+    latent = reader.meta.get("latent") or {}
+    grid_shape = tuple(latent["grid"]) if latent.get("grid") else None
+    info = dict(task=latent.get("task"), grid=latent.get("grid"), dataset=str(dataset), latent=latent)
+    return inputs, labels, Path(dataset).resolve().name, grid_shape, info

@@ -1,8 +1,10 @@
 """Finding, reading and executing model-definition files (``network-*.py``).
 
 A model file is plain Python executed with these names defined: ``tf``
-(``tensorflow.compat.v1``, graph mode), ``slim`` (tf_slim), ``Tower``,
-``model_property``, ``digits`` (stage names and loss helpers), ``np`` and ``math``.
+(``tensorflow.compat.v1``, graph mode, plus ``tf.contrib.layers.batch_norm`` and
+``tf.contrib.slim``: see ``tf1_compat``), ``slim`` (tf_slim with a working
+``batch_norm``), ``Tower``, ``model_property``, ``digits`` (stage names and loss
+helpers), ``np`` and ``math``; its own ``import tensorflow as tf`` gets the same ``tf``.
 It must define ``class UserModel(Tower)``. Listing and describing files reads them as
 text, so it does not import TensorFlow; executing them does.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelDefinitionError
+from ..errors import ModelDefinitionError, TrainingError
 from . import digits_helpers
 from .tower import Tower, model_property
 
@@ -51,6 +53,8 @@ def describe(path):
         tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as error:
         return f"(syntax error at line {error.lineno})"
+    except (OSError, UnicodeDecodeError):
+        return "(not a readable UTF-8 file)"
     docstring = ast.get_docstring(tree) or ""
     return docstring.strip().splitlines()[0] if docstring.strip() else ""
 
@@ -85,20 +89,50 @@ def model_code(path, what):
         ) from error
 
 
+def _read_source(path):
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelDefinitionError(f"{path}: cannot read model file: {error.strerror}") from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ModelDefinitionError(f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+                                   f"save the model file as UTF-8") from None
+
+
+def run_error(error, path, what):
+    """The one-line error for a TensorFlow run-time failure (tf.errors.OpError) while
+    `what`: a ModelDefinitionError 'FILE:LINE: ...' when the failing op was created by
+    the model file at `path`, else a TrainingError."""
+    op = getattr(error, "op", None)
+    frames = [frame for frame in (getattr(op, "traceback", None) or []) if frame[0] == str(path)]
+    detail = " ".join((getattr(error, "message", "") or str(error)).split("\n")[0].split())[:300]
+    if frames:
+        return ModelDefinitionError(f"{path}:{frames[-1][1]}: {type(error).__name__} while {what}: {detail}")
+    return TrainingError(f"{type(error).__name__} while {what}: {detail}")
+
+
+def model_run_errors():
+    """The TensorFlow errors a model's own ops raise at run time (bad shapes, failed
+    assertions, exceptions inside py_func)."""
+    import tensorflow.compat.v1 as tf
+
+    return (tf.errors.InvalidArgumentError, tf.errors.UnknownError, tf.errors.InternalError,
+            tf.errors.UnimplementedError)
+
+
 def load_model_class(path):
     """Execute the model file at `path` and return its UserModel class.
 
     Raises ModelDefinitionError "FILE:LINE: message" on a syntax error or an exception
     at import time, and "FILE: ..." when UserModel is missing or not a Tower subclass.
     """
-    import tensorflow.compat.v1 as tf
-    import tf_slim as slim
+    from . import tf1_compat
 
     path = Path(path).resolve()
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ModelDefinitionError(f"{path}: cannot read model file: {error.strerror}") from error
+    source = _read_source(path)
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as error:
@@ -106,8 +140,9 @@ def load_model_class(path):
     namespace = {
         "__name__": "digits_gan_user_model",
         "__file__": str(path),
-        "tf": tf,
-        "slim": slim,
+        "__builtins__": tf1_compat.model_builtins(),
+        "tf": tf1_compat.tensorflow_v1(),
+        "slim": tf1_compat.slim_module(),
         "Tower": Tower,
         "model_property": model_property,
         "digits": digits_module(),

@@ -1,195 +1,254 @@
 """The training loop: dataset + model file -> job directory (see ``jobdir``).
 
-One step = one batch = one session call running the step op of the active loss
-entries (see ``graph.UpdateOps``). With several devices (``--devices``) or workers
-(``cluster``) the batch is split into one train tower per device / worker, whose
+``train`` checks the options, builds the graph once into a frozen ``TrainGraph``, takes
+the job folder's lock (``joblock``), writes config.json and runs the loop. One step =
+one batch = one session call running the step op of the active loss entries (see
+``graph.UpdateOps``); the loop fetches a dict. With several devices (``--devices``) or
+workers (``cluster``) the batch is split into one train tower per device / worker, whose
 gradients are averaged per entry; summaries, UPDATE_OPS (batch-norm statistics) and
-sample grids come from tower 0. Per epoch: validation means, a fixed-seed sample
-grid, a metrics.csv row, the loss curve, TensorBoard scalars and images. Checkpoints
-every ``snapshot_interval`` epochs, at the end, and on Ctrl-C.
+sample grids come from tower 0. Epoch ends go to ``report.Reporter`` (validation,
+metrics.csv row, loss curve, TensorBoard, grids, best checkpoint). Checkpoints every
+``snapshot_interval`` epochs (after the epoch's report), at the end, and on Ctrl-C.
 """
 import collections
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any, Optional
 
 import numpy as np
 
 from ..dataset_io import DatasetReader
+from ..errors import ModelDefinitionError, TrainingError
 from ..files import usable_cores, write_json_atomic, write_text_atomic
-from ..errors import TrainingError
-from ..imaging import make_grid, save_png, to_uint8
 from .. import jobdir
-from .charts import line_chart
 from . import cluster as clusters
-from .graph import UpdateOps, build_train_towers, build_tower, loss_entries, mean_entries, model_facts, reuse_scope
-from .model_files import load_model_class, resolve_network
-from .schedules import LearningRatePolicy, check_solver
-from .vectors import sample_grid_vectors
+from .graph import (UpdateOps, build_train_towers, build_tower, facts_from_instance, inference_outputs, loss_entries,
+                    mean_entries, model_facts, reuse_scope)
+from .joblock import JobLock
+from .model_files import load_model_class, model_run_errors, resolve_network, run_error
+from .report import EpochReport, Reporter, checkpoint_bytes, maybe_interrupt
+from .train_options import TrainOptions, options_from_config  # noqa: F401 - the public names live here too
 
-
-@dataclass
-class TrainOptions:
-    """Resolved training options (saved in config.json). Steps count batches."""
-
-    dataset: str
-    network: str
-    epochs: int = 10
-    batch_size: int = 64
-    solver: str = "adam"
-    lr: float = 2e-4
-    lr_policy: str = "fixed"
-    gamma: float | None = None
-    power: float | None = None
-    step_size: int | None = None
-    step_values: list = field(default_factory=list)
-    keep: int = 5
-    best_metric: str | None = None
-    best_mode: str = "min"
-    snapshot_interval: float = 1.0
-    seed: int | None = None
-    devices: int | str | list = 1
-    max_steps: int | None = None
-    threads: int | None = None
-    summary_interval: int = 50
-    weights: str | None = None
-
-    def check(self):
-        """Raise TrainingError naming the first invalid option."""
-        for name in ("epochs", "batch_size", "keep", "summary_interval"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise TrainingError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {value!r}")
-        for name in ("max_steps", "threads"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise TrainingError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {value!r}")
-        if not self.snapshot_interval > 0:
-            raise TrainingError(f"--snapshot-interval: expected a number of epochs > 0, got {self.snapshot_interval}")
-        if self.best_mode not in ("min", "max"):
-            raise TrainingError(f"--best-mode: expected 'min' or 'max', got {self.best_mode!r}")
-        if not isinstance(self.devices, (int, str, list)) or self.devices in ("", []) or (
-                isinstance(self.devices, int) and self.devices < 1):
-            raise TrainingError(f"--devices: expected an integer >= 1 or device names, got {self.devices!r}")
-        check_solver(self.solver)
-
-    def lr_policy_for(self, total_steps):
-        """The LearningRatePolicy; poly decays to 0 at max_steps or the last step."""
-        return LearningRatePolicy(
-            self.lr_policy, self.lr, gamma=self.gamma, power=self.power, step_size=self.step_size,
-            step_values=self.step_values, max_steps=self.max_steps or total_steps,
-        )
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     job_dir: str
     step: int
     epoch: int
-    checkpoint: str | None
+    checkpoint: Optional[str]
     interrupted: bool = False
-    config: dict = None
+    config: Optional[dict] = None
 
 
-def options_from_config(config, **overrides):
-    """TrainOptions from a job's config.json, with non-None `overrides` applied."""
-    known = {f.name for f in fields(TrainOptions)}
-    values = {key: value for key, value in config.items() if key in known}
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    return TrainOptions(**values)
+@dataclass(frozen=True)
+class Plan:
+    """Step arithmetic of one run (steps count batches)."""
+
+    steps_per_epoch: int
+    total_steps: int
+    snapshot_steps: int
+    summary_interval: int
 
 
-class _Graph:
-    """The training graph: data iterators, train/val/inference towers, update ops."""
+@dataclass(frozen=True)
+class ValTower:
+    init: Any          # re-initializes the one-pass val_db iterator
+    losses: tuple      # one scalar per loss entry
 
-    def __init__(self, options, reader, model_class, facts, seed, data_seed, devices=(None,), cluster=None):
-        import tensorflow.compat.v1 as tf
 
-        self.graph = tf.Graph()
-        self.close_inputs = None
-        with self.graph.as_default():
-            tf.set_random_seed(seed)
-            self.global_step = tf.train.get_or_create_global_step()
-            self.lr_scale = tf.placeholder_with_default(tf.constant(1.0), [], name="lr_scale")
-            inputs = self._train_inputs(options, reader, devices, cluster, data_seed)
-            with reuse_scope():
-                before = set(tf.global_variables())
-                updates_before = set(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
-                models, tower_entries = build_train_towers(model_class, facts, inputs, devices, facts.network,
-                                                           options.solver, options.lr)
-                self.train_model = models[0]
-                # only tower 0's UPDATE_OPS (e.g. batch-norm moving averages) run each step
-                update_ops = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-                              if op not in updates_before and op.name.startswith("train/")]
-                self.entries = mean_entries(tower_entries)
-                self.val_losses = None
-                if "val_db" in reader.stages and reader.count("val_db") > 0:
-                    val_batch = min(options.batch_size, reader.count("val_db"))
-                    val_x, val_y, self.val_init = _iterator(reader, "val_db", val_batch, False, data_seed)
-                    val_model = build_tower(model_class, facts, val_x, val_y, "val", ["loss"])
-                    val_entries = loss_entries(val_model.loss, facts.network, options.solver, options.lr)
-                    if len(val_entries) != len(self.entries):
-                        raise TrainingError(f"{facts.network}: the val tower returned a different number of loss entries")
-                    self.val_losses = [entry.loss for entry in val_entries]
-                self.sample_input = self.samples = None
-                if facts.inference_input == "z":
-                    self.sample_input = tf.placeholder(tf.float32, [None, 1, 1, facts.vector_width], name="z")
-                    inference = build_tower(model_class, facts, self.sample_input, None, "inf", ["inference"]).inference
-                    self.samples = inference.get("images") if isinstance(inference, dict) else inference
-                self.model_variables = [v for v in tf.global_variables() if v not in before]
-            self.weights_saver = self._weights_saver(options.weights) if options.weights else None
-            self.updates = UpdateOps(tower_entries, models, facts.network, self.lr_scale,
-                                     self.global_step, update_ops, devices)
-            self.summary = tf.summary.merge(self.train_model.summaries) if self.train_model.summaries else None
-            self.init = tf.global_variables_initializer()
+@dataclass(frozen=True)
+class Sampler:
+    input: Any         # float32 N,1,1,D placeholder
+    output: Any        # the inference op's images
+
+
+@dataclass(frozen=True)
+class WeightsInit:
+    saver: Any
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class TrainGraph:
+    """Everything the loop runs, built once; `graph` is finalized."""
+
+    graph: Any
+    facts: Any                     # latent.ModelFacts (z_dim read from the built model too)
+    global_step: Any
+    lr_scale: Any
+    train_init: Any
+    entries: tuple                 # graph.LossEntry, losses averaged over the towers
+    updates: Any                   # graph.UpdateOps
+    summary: Any                   # merged summaries of tower 0, or None
+    init: Any
+    saver: Any
+    best_saver: Any
+    model_variables: tuple
+    val: Optional[ValTower]
+    sampler: Optional[Sampler]
+    weights: Optional[WeightsInit]
+    cluster_inputs: Optional[clusters.ClusterInputs]
+    global_steps_per_batch: int = 1   # DIGITS semantics: one global step per loss entry
+
+
+def train(options, out, resume=False, dry_run=False, progress=True, step_callback=None, cluster=None):
+    """Train `options.network` on `options.dataset` into job directory `out`.
+
+    resume: continue from the newest good checkpoint of `out` (from step 0 when the job
+    stopped before its first one). step_callback(step) is called after every step with
+    the number of batches trained. cluster: a ``cluster.ClusterTask`` of the chief
+    (worker 0): the towers run on the workers, which must run ``cluster.run_worker``.
+    `options` is not changed. Returns a TrainResult; a Ctrl-C writes a checkpoint and
+    returns with interrupted=True. Raises TrainingError (bad options, NaN/Inf loss, the
+    job folder busy), ModelDefinitionError, DataError.
+    """
+    options.check()
+    maybe_interrupt("start")
+    paths = jobdir.JobPaths(out)
+    options = replace(options, network=str(resolve_network(options.network)),
+                      seed=int(np.random.SeedSequence().entropy % (2**31)) if options.seed is None else options.seed)
+    reader = DatasetReader(options.dataset)
+    if "train_db" not in reader.stages or reader.count("train_db") == 0:
+        raise TrainingError(f"{options.dataset}: the dataset has no train_db entries")
+    plan = _plan(options, reader.count("train_db"))
+    model_class = load_model_class(options.network)
+    facts = model_facts(model_class, options.network, reader.meta)
+    start_checkpoint = _resume_checkpoint(paths) if resume else None
+    start_step = jobdir.checkpoint_step(start_checkpoint) or 0
+    devices = [cluster.device(k) for k in range(cluster.count)] if cluster else clusters.local_devices(
+        options.device_spec())
+    placement = devices if len(devices) > 1 else (None,)  # one device: TensorFlow's default placement
+    built = build_graph(options, reader, model_class, facts, options.seed + start_step, placement, cluster)
+    config = _config(options, built, plan, devices, cluster)
+    if dry_run:
+        import json
+
+        print(json.dumps(config, indent=2, sort_keys=True))
+        return TrainResult(str(out), start_step, start_step // plan.steps_per_epoch, start_checkpoint, config=config)
+    with JobLock(paths.root):
+        if not resume and (paths.config.exists() or jobdir.has_checkpoint(paths.root)):
+            raise TrainingError(f"{out}: already holds a training job (use --resume, or another --out)")
+        if paths.config.is_file():  # keep the first start time across resumes
+            config["created"] = jobdir.read_config(out).get("created", config["created"])
+        write_json_atomic(paths.config, config)
+        write_text_atomic(paths.network, resolve_network(options.network).read_text(encoding="utf-8"))
+        return _run(options, config, paths, reader, built, plan, start_checkpoint, progress, step_callback, cluster)
+
+
+def _plan(options, train_count):
+    steps_per_epoch = max(1, train_count // options.batch_size)
+    total_steps = options.epochs * steps_per_epoch
+    if options.max_steps:
+        total_steps = min(total_steps, options.max_steps)
+    return Plan(steps_per_epoch, total_steps, max(1, round(options.snapshot_interval * steps_per_epoch)),
+                min(options.summary_interval, steps_per_epoch))
+
+
+def _resume_checkpoint(paths):
+    """The newest good checkpoint of the job, or None when it stopped before its first."""
+    if not jobdir.checkpoint_candidates(paths.checkpoints):
+        return None
+    return jobdir.find_checkpoint(paths.root if paths.config.is_file() else paths.checkpoints)
+
+
+def _config(options, built, plan, devices, cluster):
+    config = dict(options.to_config(), model=built.facts.to_dict(), steps_per_epoch=plan.steps_per_epoch,
+                  total_steps=plan.total_steps, dataset=os.path.abspath(options.dataset), devices=devices,
+                  loss_entries=[entry.name for entry in built.entries],
+                  created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    if cluster:
+        config["cluster"] = {"worker": cluster.workers}
+    return config
+
+
+# ------------------------------------------------------------------------- the graph
+
+def build_graph(options, reader, model_class, facts, data_seed, devices=(None,), cluster=None):
+    """The TrainGraph: data inputs, train towers (one per device), the val tower, the
+    sample tower, per-entry update ops, savers; finalized."""
+    import tensorflow.compat.v1 as tf
+
+    graph = tf.Graph()
+    digits = options.digits_semantics
+    with graph.as_default():
+        tf.set_random_seed(options.seed)
+        global_step = tf.train.get_or_create_global_step()
+        lr_scale = tf.placeholder_with_default(tf.constant(1.0), [], name="lr_scale")
+        inputs, train_init, cluster_inputs = _train_inputs(options, reader, devices, cluster, data_seed)
+        with reuse_scope():
+            before = set(tf.global_variables())
+            updates_before = set(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+            models, tower_entries = build_train_towers(model_class, facts, inputs, devices, facts.network,
+                                                       options.solver, options.lr, digits=digits)
+            facts = facts_from_instance(facts, models[0])
+            # only tower 0's UPDATE_OPS (e.g. batch-norm moving averages) run each step
+            update_ops = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+                          if op not in updates_before and op.name.startswith("train/")]
+            entries = mean_entries(tower_entries)
+            val = _val_tower(options, reader, model_class, facts, entries, data_seed)
+            sampler = _sampler(model_class, facts, digits)
+            model_variables = tuple(v for v in tf.global_variables() if v not in before)
+        weights = _weights_init(options.weights, model_variables) if options.weights else None
+        updates = UpdateOps(tower_entries, models, facts.network, lr_scale, global_step, update_ops, devices,
+                            shared_optimizer=(options.solver, options.lr) if digits else None)
+        summary = tf.summary.merge(models[0].summaries) if models[0].summaries else None
+        built = TrainGraph(
+            graph=graph, facts=facts, global_step=global_step, lr_scale=lr_scale, train_init=train_init,
+            entries=tuple(entries), updates=updates, summary=summary, init=tf.global_variables_initializer(),
             # relative paths in the state files: a job directory can be moved or copied
-            self.saver = tf.train.Saver(max_to_keep=options.keep, save_relative_paths=True)
-            self.best_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
-        self.graph.finalize()
+            saver=tf.train.Saver(max_to_keep=options.keep, save_relative_paths=True),
+            best_saver=tf.train.Saver(max_to_keep=1, save_relative_paths=True),
+            model_variables=model_variables, val=val, sampler=sampler, weights=weights,
+            cluster_inputs=cluster_inputs, global_steps_per_batch=len(entries) if digits else 1,
+        )
+    graph.finalize()
+    return built
 
-    def _train_inputs(self, options, reader, devices, cluster, data_seed):
-        """[(x, y)] per train tower: slices of one batch (local devices) or a batch
-        dequeued from each worker's input queue (cluster; see ``cluster``)."""
-        import tensorflow.compat.v1 as tf
 
-        tower_batch = clusters.tower_batch_size(options.batch_size, len(devices), "workers" if cluster else "devices")
-        if cluster:
-            queues = [clusters.input_queue(reader, cluster, k, tower_batch) for k in range(cluster.count)]
-            self.train_init = tf.no_op()
-            self.close_inputs = tf.group(*[queue.close(cancel_pending_enqueues=True) for queue in queues])
-            self.queue_sizes = [queue.size() for queue in queues]
-            inputs = []
-            for queue, device in zip(queues, devices):
-                with tf.device(device):
-                    element = queue.dequeue()
-                inputs.append(tuple(element) if isinstance(element, (list, tuple)) else (element, None))
-            return inputs
-        train_x, train_y, self.train_init = _iterator(reader, "train_db", options.batch_size, True, data_seed)
-        if len(devices) == 1:
-            return [(train_x, train_y)]
-        xs = tf.split(train_x, len(devices))
-        ys = tf.split(train_y, len(devices)) if train_y is not None else [None] * len(devices)
-        return list(zip(xs, ys))
+def _train_inputs(options, reader, devices, cluster, data_seed):
+    """([(x, y)] per train tower, iterator initializer, ClusterInputs or None): slices of
+    one batch (local devices) or a batch dequeued from each worker's input queue."""
+    import tensorflow.compat.v1 as tf
 
-    def _weights_saver(self, source):
-        """A Saver restoring every model variable whose name and shape match a variable
-        of the checkpoint `source` (job dir, checkpoint dir or prefix); reports counts."""
-        import tensorflow.compat.v1 as tf
+    tower_batch = clusters.tower_batch_size(options.batch_size, len(devices), "workers" if cluster else "devices")
+    if cluster:
+        inputs, cluster_inputs = clusters.tower_inputs(reader, cluster, tower_batch, devices)
+        return inputs, tf.no_op(), cluster_inputs
+    train_x, train_y, train_init = _iterator(reader, "train_db", options.batch_size, True, data_seed)
+    if len(devices) == 1:
+        return [(train_x, train_y)], train_init, None
+    xs = tf.split(train_x, len(devices))
+    ys = tf.split(train_y, len(devices)) if train_y is not None else [None] * len(devices)
+    return list(zip(xs, ys)), train_init, None
 
-        self.weights_checkpoint = prefix = jobdir.find_checkpoint(source)
-        available = dict(tf.train.list_variables(prefix))
-        matched = {v.op.name: v for v in self.model_variables
-                   if list(available.get(v.op.name, [None])) == v.shape.as_list()}
-        if not matched:
-            raise TrainingError(f"--weights {source}: no variable of the model matches {prefix} by name and shape")
-        missing = collections.Counter(v.op.name.split("/")[0] for v in self.model_variables if v.op.name not in matched)
-        unmatched = ", ".join(f"{count} under {scope}/" for scope, count in sorted(missing.items()))
-        print(f"--weights: initializing {len(matched)} of {len(self.model_variables)} model variables "
-              f"from {prefix}" + (f"; not matched (they start fresh): {unmatched}" if missing else ""), file=sys.stderr)
-        return tf.train.Saver(var_list=matched)
+
+def _val_tower(options, reader, model_class, facts, entries, data_seed):
+    if "val_db" not in reader.stages or reader.count("val_db") == 0:
+        return None
+    val_batch = min(options.batch_size, reader.count("val_db"))
+    val_x, val_y, val_init = _iterator(reader, "val_db", val_batch, False, data_seed)
+    model = build_tower(model_class, facts, val_x, val_y, "val", ["loss"], digits=options.digits_semantics)
+    val_entries = loss_entries(model.loss, facts.network, options.solver, options.lr)
+    if len(val_entries) != len(entries):
+        raise TrainingError(f"{facts.network}: the val tower returned a different number of loss entries")
+    return ValTower(val_init, tuple(entry.loss for entry in val_entries))
+
+
+def _sampler(model_class, facts, digits):
+    import tensorflow.compat.v1 as tf
+
+    if facts.inference_input != "z":
+        return None
+    vectors = tf.placeholder(tf.float32, [None, 1, 1, facts.vector_width], name="z")
+    inference = build_tower(model_class, facts, vectors, None, "inf", ["inference"], digits=digits).inference
+    output = inference_outputs(inference, facts).get("images")
+    if output is None:
+        raise ModelDefinitionError(f"{facts.network}: UserModel.inference of a generator (z_dim set) returned no "
+                                   f"'images' output")
+    return Sampler(vectors, output)
 
 
 def _iterator(reader, stage, batch_size, train, seed):
@@ -204,339 +263,182 @@ def _iterator(reader, stage, batch_size, train, seed):
     return x, y, iterator.initializer
 
 
-def train(options, out, resume=False, dry_run=False, progress=True, step_callback=None, cluster=None):
-    """Train `options.network` on `options.dataset` into job directory `out`.
+def _weights_init(source, model_variables):
+    """A Saver restoring every model variable whose name and shape match a variable of
+    the checkpoint `source` (job dir, checkpoint dir or prefix); reports counts."""
+    import tensorflow.compat.v1 as tf
 
-    resume: continue from the last checkpoint of `out` (its config.json wins except for
-    the options passed explicitly by the caller). step_callback(step) is called after
-    every step with the number of batches trained. cluster: a ``cluster.ClusterTask``
-    of the chief (worker 0): the towers run on the workers, which must run
-    ``cluster.run_worker``; a worker that stops responding raises TrainingError (after
-    which the session is left open: closing it would wait on the dead peer). Returns a TrainResult; a Ctrl-C
-    writes a checkpoint and returns with interrupted=True. Raises TrainingError (bad
-    options, NaN/Inf loss), ModelDefinitionError, DataError.
-    """
-    options.check()
-    paths = jobdir.JobPaths(out)
-    if not resume and (paths.config.exists() or paths.checkpoints.exists()) and not dry_run:
-        raise TrainingError(f"{out}: already holds a training job (use --resume, or another --out)")
-    if options.seed is None:
-        options.seed = int(np.random.SeedSequence().entropy % (2**31))
-    reader = DatasetReader(options.dataset)
-    if "train_db" not in reader.stages or reader.count("train_db") == 0:
-        raise TrainingError(f"{options.dataset}: the dataset has no train_db entries")
-    network = resolve_network(options.network)
-    options.network = str(network)
-    steps_per_epoch = max(1, reader.count("train_db") // options.batch_size)
-    total_steps = options.epochs * steps_per_epoch
-    if options.max_steps:
-        total_steps = min(total_steps, options.max_steps)
-    policy = options.lr_policy_for(total_steps)
-    model_class = load_model_class(network)
-    facts = model_facts(model_class, network, reader.meta)
-    config = dict(asdict(options), model=facts.to_dict(), steps_per_epoch=steps_per_epoch,
-                  total_steps=total_steps, dataset=os.path.abspath(options.dataset))
-    start_checkpoint = jobdir.find_checkpoint(paths.checkpoints) if resume else None
-    start_step = _checkpoint_step(start_checkpoint)
-    if cluster:
-        devices = [cluster.device(k) for k in range(cluster.count)]
-        config["cluster"] = {"worker": cluster.workers}
-    else:
-        devices = clusters.local_devices(options.devices)
-    config["devices"] = devices
-    placement = devices if len(devices) > 1 else (None,)  # one device: TensorFlow's default placement
-    built = _Graph(options, reader, model_class, facts, options.seed, options.seed + start_step, placement, cluster)
-    config["loss_entries"] = [entry.name for entry in built.entries]
-    if dry_run:
-        import json
-
-        print(json.dumps(config, indent=2, sort_keys=True))
-        return TrainResult(str(out), start_step, start_step // steps_per_epoch, start_checkpoint, config=config)
-    config["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json_atomic(paths.config, config)
-    write_text_atomic(paths.network, network.read_text(encoding="utf-8"))
-    loop = _Loop(options, config, paths, reader, built, facts, policy, progress, step_callback)
-    return loop.run(start_checkpoint, cluster)
+    prefix = jobdir.find_checkpoint(source)
+    available = dict(tf.train.list_variables(prefix))
+    matched = {v.op.name: v for v in model_variables if list(available.get(v.op.name, [None])) == v.shape.as_list()}
+    if not matched:
+        raise TrainingError(f"--weights {source}: no variable of the model matches {prefix} by name and shape")
+    missing = collections.Counter(v.op.name.split("/")[0] for v in model_variables if v.op.name not in matched)
+    unmatched = ", ".join(f"{count} under {scope}/" for scope, count in sorted(missing.items()))
+    print(f"--weights: initializing {len(matched)} of {len(model_variables)} model variables "
+          f"from {prefix}" + (f"; not matched (they start fresh): {unmatched}" if missing else ""), file=sys.stderr)
+    return WeightsInit(tf.train.Saver(var_list=matched), prefix)
 
 
-def _checkpoint_step(prefix):
-    """Global step encoded in a 'model.ckpt-STEP' prefix (0 for None)."""
-    return int(str(prefix).rsplit("-", 1)[1]) if prefix else 0
+# ------------------------------------------------------------------------- the run
+
+def _run(options, config, paths, reader, built, plan, start_checkpoint, progress, step_callback, cluster):
+    """Open the session (local or the cluster chief's), restore, loop."""
+    import tensorflow.compat.v1 as tf
+
+    threads = options.threads or usable_cores()
+    opener = clusters.ChiefSession(cluster, built, reader, options, threads) if cluster else _local_session(
+        built.graph, threads)
+    with opener as session:
+        _restore(session, built, paths, start_checkpoint)
+        writer = tf.summary.FileWriter(str(paths.events), built.graph if not start_checkpoint else None)
+        lost_worker = opener.lost_worker_errors() if cluster else ()
+        try:
+            reporter = Reporter(session, built, options, paths, plan, reader, writer)
+            loop = _Loop(session, built, options, paths, plan, reporter, start_checkpoint, progress, step_callback)
+            result = loop.run()
+        except lost_worker as error:
+            raise opener.lost(error, loop.step, loop.last_checkpoint) from None
+        finally:
+            writer.close()
+    return replace(result, config=config)
+
+
+def _local_session(graph, threads):
+    """A plain tf.Session over `threads` cores (a context manager making `graph` the default)."""
+    import tensorflow.compat.v1 as tf
+
+    config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads,
+                            allow_soft_placement=True)  # CPU-only ops inside a GPU tower
+    return tf.Session(graph=graph, config=config)
+
+
+def _restore(session, built, paths, start_checkpoint):
+    import tensorflow.compat.v1 as tf
+
+    session.run(built.init)
+    if start_checkpoint:
+        built.saver.restore(session, start_checkpoint)
+        # so that --keep also prunes the checkpoints of earlier runs
+        state = tf.train.get_checkpoint_state(str(paths.checkpoints))
+        if state is not None:
+            built.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+    elif built.weights:
+        built.weights.saver.restore(session, built.weights.checkpoint)
+    session.run(built.train_init)
 
 
 class _Loop:
-    """Runs the session: steps, epoch-end work, checkpoints."""
+    """Steps and checkpoints; epoch ends go to the Reporter."""
 
-    def __init__(self, options, config, paths, reader, built, facts, policy, progress, step_callback):
-        self.options, self.config, self.paths, self.reader = options, config, paths, reader
-        self.built, self.facts, self.policy = built, facts, policy
-        self.progress, self.step_callback = progress, step_callback
-        self.steps_per_epoch = config["steps_per_epoch"]
-        self.total_steps = config["total_steps"]
-        self.snapshot_steps = max(1, round(options.snapshot_interval * self.steps_per_epoch))
-        self.summary_interval = min(options.summary_interval, self.steps_per_epoch)
-        self.names = [entry.name for entry in built.entries]
-        self.rows = jobdir.read_metrics(paths.metrics)
-        self.last_checkpoint = None
-        self.current_step = 0
-        self.best_value = self._read_best()
-        if facts.inference_input == "z":
-            self.grid_vectors, self.grid_shape = sample_grid_vectors(facts, options.seed)
-
-    # ------------------------------------------------------------------ session
-    def run(self, start_checkpoint, cluster=None):
-        import tensorflow.compat.v1 as tf
-
-        threads = self.options.threads or usable_cores()
-        if cluster is None:
-            session_config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads,
-                                            allow_soft_placement=True)  # CPU-only ops inside a GPU tower
-            with tf.Session(graph=self.built.graph, config=session_config) as self.session:
-                return self._run_session(start_checkpoint)
-        server = clusters.start_server(cluster, threads)
-        session_config = tf.ConfigProto(operation_timeout_in_ms=clusters.OPERATION_TIMEOUT_MS,
-                                        allow_soft_placement=True)
-        print(f"{cluster.describe(0)}: chief of {cluster.count} workers; waiting for all of them", file=sys.stderr)
-        self.session = tf.Session(server.target, graph=self.built.graph, config=session_config)
-        feeder = clusters.Feeder(self.reader, cluster, self.options.batch_size // cluster.count, self.options.seed,
-                                 server.target, threads, probe_chief=False)
-        feeder.run_in_thread()
-        clusters.wait_for_workers(self.session, self.built.queue_sizes, cluster)
-        try:
-            with self.built.graph.as_default():
-                result = self._run_session(start_checkpoint)
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
-                tf.errors.CancelledError, tf.errors.OutOfRangeError) as error:
-            if feeder.error is not None:
-                raise feeder.error
-            raise TrainingError(f"{clusters.failed_worker(error, cluster, self.current_step)}; training stopped, "
-                                f"last checkpoint kept: {self.last_checkpoint or 'none'} (restart all workers, "
-                                f"the chief with --resume)") from None
-        self.session.run(self.built.close_inputs)
-        self.session.close()
-        return result
-
-    def _run_session(self, start_checkpoint):
-        import tensorflow.compat.v1 as tf
-
-        self.session.run(self.built.init)
-        if start_checkpoint:
-            self.built.saver.restore(self.session, start_checkpoint)
-            self.last_checkpoint = start_checkpoint
-            # so that --keep also prunes the checkpoints of earlier runs
-            state = tf.train.get_checkpoint_state(str(self.paths.checkpoints))
-            self.built.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
-        elif self.built.weights_saver:
-            self.built.weights_saver.restore(self.session, self.built.weights_checkpoint)
-        self.session.run(self.built.train_init)
-        self.writer = tf.summary.FileWriter(str(self.paths.events), self.built.graph if not start_checkpoint else None)
-        try:
-            return self._train(int(self.session.run(self.built.global_step)))
-        finally:
-            self.writer.close()
-
-    # ------------------------------------------------------------------ loop
-    def _train(self, step):
+    def __init__(self, session, built, options, paths, plan, reporter, start_checkpoint, progress, step_callback):
         from tqdm import tqdm
 
-        self._write_reals_once()
-        bar = tqdm(total=self.total_steps, initial=step, unit="step", dynamic_ncols=True,
-                   disable=not self.progress or not sys.stderr.isatty())
+        self.session, self.built, self.options, self.paths, self.plan = session, built, options, paths, plan
+        self.reporter, self.step_callback = reporter, step_callback
+        self.last_checkpoint = start_checkpoint
+        self.step = int(session.run(built.global_step)) // built.global_steps_per_batch
+        self.feed_lr = options.lr_policy != "fixed"
+        self.policy = options.lr_policy_for(plan.total_steps)
+        self.bar = tqdm(total=plan.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                        disable=not progress or not sys.stderr.isatty())
+
+    def run(self):
         try:
-            while step < self.total_steps:
-                epoch = step // self.steps_per_epoch
-                epoch_end = min((epoch + 1) * self.steps_per_epoch, self.total_steps)
-                step = self._run_epoch(step, epoch_end, epoch, bar)
-            if self.last_checkpoint is None or _checkpoint_step(self.last_checkpoint) != step:
-                self._save(step)
+            self.reporter.write_reals_once()
+            self.reporter.complete_interrupted_epoch(self.step)
+            while self.step < self.plan.total_steps:
+                self._epoch()
+            if self.last_checkpoint is None or jobdir.checkpoint_step(self.last_checkpoint) != self.step:
+                self._save()
         except KeyboardInterrupt:
-            step = int(self.session.run(self.built.global_step))
-            self._save(step)
-            bar.close()
-            print(f"interrupted at step {step} (epoch {step // self.steps_per_epoch + 1}); checkpoint "
-                  f"{self.last_checkpoint} written; continue with --resume", file=sys.stderr)
-            return self._result(step, interrupted=True)
+            self.step = int(self.session.run(self.built.global_step)) // self.built.global_steps_per_batch
+            self._save()
+            self.bar.close()
+            print(f"interrupted at step {self.step} (epoch {self.step // self.plan.steps_per_epoch + 1}); "
+                  f"checkpoint {self.last_checkpoint} written; continue with --resume", file=sys.stderr)
+            return self._result(interrupted=True)
         finally:
-            bar.close()
-        return self._result(step)
+            self.bar.close()
+        return self._result()
 
-    def _result(self, step, interrupted=False):
-        return TrainResult(str(self.paths.root), step, step // self.steps_per_epoch, self.last_checkpoint,
-                           interrupted, self.config)
+    def _result(self, interrupted=False):
+        return TrainResult(str(self.paths.root), self.step, self.step // self.plan.steps_per_epoch,
+                           self.last_checkpoint, interrupted)
 
-    def _run_epoch(self, step, epoch_end, epoch, bar):
-        built, entries = self.built, self.built.entries
-        sums, counts = [0.0] * len(entries), [0] * len(entries)
-        scalars = {}
-        feed_lr = self.policy.policy != "fixed"
-        started, first_step = time.perf_counter(), step
-        while step < epoch_end:
-            self.current_step = step
-            active, op = built.updates.op_at(step)
-            fetches = [op, [entries[i].loss for i in active]]
-            summarize = (step + 1) % self.summary_interval == 0
-            if summarize and built.summary is not None:
-                fetches.append(built.summary)
-            feed = {built.lr_scale: self.policy.factor(step)} if feed_lr else None
+    def _epoch(self):
+        epoch = self.step // self.plan.steps_per_epoch
+        epoch_end = min((epoch + 1) * self.plan.steps_per_epoch, self.plan.total_steps)
+        sums = collections.defaultdict(float)
+        counts = collections.Counter()
+        scalars = collections.defaultdict(list)
+        started, first_step = time.perf_counter(), self.step
+        while self.step < epoch_end:
+            losses = self._step(epoch, scalars)
+            for name, value in losses.items():
+                sums[name] += value
+                counts[name] += 1
+            if self.step % self.plan.snapshot_steps == 0 and self.step != epoch_end:
+                self._save()
+            rate = (self.step - first_step) * self.options.batch_size / max(time.perf_counter() - started, 1e-9)
+            if self.step % 10 == 0 or self.step == epoch_end:
+                self.bar.set_postfix({"epoch": epoch + 1, **{k: f"{v:.3f}" for k, v in losses.items()},
+                                      "img/s": f"{rate:.0f}"}, refresh=False)
+        self.reporter.end_epoch(EpochReport(
+            epoch=epoch + 1, step=self.step, train_means={e.name: (sums[e.name] / counts[e.name]
+                                                                   if counts[e.name] else None)
+                                                          for e in self.built.entries},
+            scalars={name: float(np.mean(values)) for name, values in scalars.items()},
+            images_per_sec=rate, lr=self.policy(self.step - 1)))
+        if self.step % self.plan.snapshot_steps == 0 or self.step == self.plan.total_steps:
+            self._save()
+
+    def _step(self, epoch, scalars):
+        """Run one batch; returns {entry name: loss} of the active entries."""
+        built, step = self.built, self.step
+        active, op = built.updates.op_at(step)
+        fetches = {"step": op, "losses": {built.entries[i].name: built.entries[i].loss for i in active}}
+        summarize = (step + 1) % self.plan.summary_interval == 0
+        if summarize and built.summary is not None:
+            fetches["summary"] = built.summary
+        feed = {built.lr_scale: self.policy.factor(step)} if self.feed_lr else None
+        try:
             values = self.session.run(fetches, feed_dict=feed)
-            for index, value in zip(active, values[1]):
-                if not math.isfinite(value):
-                    raise TrainingError(
-                        f"loss entry {entries[index].name!r} is {value} at step {step} (epoch {epoch + 1}); "
-                        f"training stopped, last good checkpoint kept: {self.last_checkpoint or 'none'}"
-                    )
-                sums[index] += value
-                counts[index] += 1
-            if summarize:
-                self._write_step_summaries(step + 1, active, values[1], values[2] if len(values) > 2 else None, scalars)
-            step += 1
-            if step % self.snapshot_steps == 0:
-                self._save(step)
-            if self.step_callback:
-                self.step_callback(step)
-            bar.update(1)
-            if step % 10 == 0 or step == epoch_end:
-                rate = (step - first_step) * self.options.batch_size / max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix({"epoch": epoch + 1, **{entries[i].name: f"{v:.3f}" for i, v in zip(active, values[1])},
-                                 "img/s": f"{rate:.0f}"}, refresh=False)
-        elapsed = time.perf_counter() - started
-        images_per_sec = (step - first_step) * self.options.batch_size / max(elapsed, 1e-9)
-        bar.set_postfix_str(f"epoch {epoch + 1} {images_per_sec:.0f} img/s", refresh=False)
-        train_means = {name: (s / c if c else None) for name, s, c in zip(self.names, sums, counts)}
-        self._end_epoch(epoch + 1, step, train_means, {k: float(np.mean(v)) for k, v in scalars.items()}, images_per_sec)
-        return step
+        except model_run_errors() as error:
+            raise run_error(error, self.built.facts.network, f"running step {step} (epoch {epoch + 1})") from None
+        for name, value in values["losses"].items():
+            if not math.isfinite(value):
+                raise TrainingError(f"loss entry {name!r} is {value} at step {step} (epoch {epoch + 1}); "
+                                    f"training stopped, last good checkpoint kept: {self.last_checkpoint or 'none'}")
+        if summarize:
+            self.reporter.step_summaries(step + 1, values["losses"], values.get("summary"), scalars)
+        self.step += 1
+        maybe_interrupt(self.step)
+        if self.step_callback:
+            self.step_callback(self.step)
+        self.bar.update(1)
+        return values["losses"]
 
-    def _write_step_summaries(self, step, active, losses, summary, scalars):
-        """TensorBoard: the model's summaries, each active loss entry and the lr;
-        collects the model's scalar values into `scalars` for metrics.csv."""
+    def _save(self):
+        """Checkpoint the current step; a failed write (full disk) is one TrainingError
+        and leaves the previous checkpoint the newest."""
         import tensorflow.compat.v1 as tf
 
-        values = [tf.Summary.Value(tag=f"loss/{self.names[i]}", simple_value=v) for i, v in zip(active, losses)]
-        values.append(tf.Summary.Value(tag="lr", simple_value=self.policy(step - 1)))
-        self.writer.add_summary(tf.Summary(value=values), step)
-        if summary is not None:
-            self.writer.add_summary(summary, step)
-            for value in tf.Summary.FromString(summary).value:
-                if value.WhichOneof("value") == "simple_value":
-                    tag = value.tag[len("train/"):] if value.tag.startswith("train/") else value.tag
-                    scalars.setdefault(tag, []).append(value.simple_value)
-
-    # ------------------------------------------------------------------ epoch end
-    def _end_epoch(self, epoch, step, train_means, scalars, images_per_sec):
-        val_means = self._validate()
-        row = {"epoch": epoch, "step": step}
-        row.update({name: _cell(value) for name, value in train_means.items()})
-        row.update({f"val_{name}": _cell(value) for name, value in val_means.items()})
-        row.update({name: _cell(value) for name, value in scalars.items() if name not in row})
-        row["images_per_sec"] = f"{images_per_sec:.1f}"
-        row["lr"] = f"{self.policy(step - 1):.6g}"
-        self.rows = [r for r in self.rows if int(r["epoch"]) != epoch] + [row]
-        jobdir.write_metrics(self.paths.metrics, self.rows)
-        self._write_loss_curve()
-        self._write_epoch_summaries(step, val_means, images_per_sec)
-        self._write_samples(epoch, step)
-        self._track_best(row, step)
-        self.writer.flush()
-
-    def _validate(self):
-        """Mean of each loss entry over one pass of val_db ({} without val_db)."""
-        import tensorflow.compat.v1 as tf
-
-        if self.built.val_losses is None:
-            return {}
-        self.session.run(self.built.val_init)
-        batches = []
-        while True:
-            try:
-                batches.append(self.session.run(self.built.val_losses))
-            except tf.errors.OutOfRangeError:
-                break
-        means = np.mean(batches, axis=0) if batches else [None] * len(self.names)
-        return dict(zip(self.names, (None if m is None else float(m) for m in means)))
-
-    def _write_epoch_summaries(self, step, val_means, images_per_sec):
-        import tensorflow.compat.v1 as tf
-
-        values = [tf.Summary.Value(tag=f"val_loss/{name}", simple_value=value)
-                  for name, value in val_means.items() if value is not None]
-        values.append(tf.Summary.Value(tag="images_per_sec", simple_value=images_per_sec))
-        self.writer.add_summary(tf.Summary(value=values), step)
-
-    def _write_loss_curve(self):
-        series = {}
-        for column in self.rows[-1]:
-            if column in self.names or column[len("val_"):] in self.names:
-                xs = [int(row["epoch"]) for row in self.rows]
-                ys = [float(row[column]) if row.get(column) not in (None, "") else None for row in self.rows]
-                series[column] = (xs, ys)
-        save_png(line_chart(series, xlabel="epoch", title="loss per epoch (train mean, val mean)"),
-                 self.paths.loss_curve)
-
-    def _write_samples(self, epoch, step):
-        """samples/fakes_epochNNNN.png from the fixed vectors, and a TensorBoard image."""
-        if self.built.samples is None:
-            return
-        vectors = self.grid_vectors.reshape(len(self.grid_vectors), 1, 1, -1)
-        images = to_uint8(self.session.run(self.built.samples, {self.built.sample_input: vectors}))
-        grid = make_grid(images, rows=self.grid_shape[0], cols=self.grid_shape[1])
-        save_png(grid, self.paths.fakes(epoch))
-        self._add_image("fakes", grid, step)
-
-    def _write_reals_once(self):
-        path = self.paths.samples / "reals.png"
-        if path.exists():
-            return
-        x, _ = next(self.reader.batches("train_db", 64, shuffle=False, repeat=False, drop_remainder=False))
-        grid = make_grid(to_uint8(x))
-        save_png(grid, path)
-        self._add_image("reals", grid, 0)
-
-    def _add_image(self, tag, grid, step):
-        import io
-
-        import tensorflow.compat.v1 as tf
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buffer, format="PNG")
-        image = tf.Summary.Image(height=grid.shape[0], width=grid.shape[1], colorspace=grid.shape[2],
-                                 encoded_image_string=buffer.getvalue())
-        self.writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, image=image)]), step)
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save(self, step):
-        prefix = str(self.paths.checkpoints / jobdir.CHECKPOINT_PREFIX)
-        self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        self.last_checkpoint = self.built.saver.save(self.session, prefix, global_step=step)
-
-    def _read_best(self):
-        if self.paths.best_json.is_file():
-            import json
-
-            return json.loads(self.paths.best_json.read_text(encoding="utf-8"))["value"]
-        return None
-
-    def _track_best(self, row, step):
-        """Save checkpoints/best/ when the --best-metric column of `row` improved."""
-        metric = self.options.best_metric
-        if not metric:
-            return
-        if metric not in row:
-            raise TrainingError(f"--best-metric {metric!r}: not a metrics.csv column ({', '.join(row)})")
-        if row[metric] == "":
-            return
-        value = float(row[metric])
-        better = self.best_value is None or (value < self.best_value if self.options.best_mode == "min"
-                                             else value > self.best_value)
-        if better:
-            self.paths.best.mkdir(parents=True, exist_ok=True)
-            prefix = self.built.best_saver.save(self.session, str(self.paths.best / jobdir.CHECKPOINT_PREFIX),
-                                                global_step=step, latest_filename="checkpoint")
-            self.best_value = value
-            write_json_atomic(self.paths.best_json, {"metric": metric, "mode": self.options.best_mode,
-                                                            "value": value, "epoch": row["epoch"],
-                                                            "step": step, "checkpoint": prefix})
+        try:
+            self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
+            self.last_checkpoint = self.built.saver.save(self.session, str(self.paths.checkpoint_prefix),
+                                                         global_step=self.step)
+        except (OSError, tf.errors.OpError) as error:
+            detail = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
+            raise TrainingError(f"{self.paths.checkpoints}: cannot write the step-{self.step} checkpoint "
+                                f"({' '.join(str(detail).split())[:200]}); previous checkpoint kept: "
+                                f"{self.last_checkpoint or 'none'}") from None
 
 
-def _cell(value):
-    return "" if value is None else f"{value:.6g}"
+def describe_checkpoints(result, keep):
+    """'checkpoint X (N MB; K kept, M MB)' for the final log line."""
+    if not result.checkpoint:
+        return "no checkpoint"
+    size = checkpoint_bytes(result.checkpoint)
+    return (f"checkpoint {result.checkpoint} ({size / 1e6:.1f} MB each with optimizer slots; "
+            f"--keep {keep}: at most {keep * size / 1e6:.1f} MB)")

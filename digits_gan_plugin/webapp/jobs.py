@@ -1,4 +1,5 @@
-"""Background jobs of the web UI, kept on disk so they survive a server restart.
+"""The web UI's jobs: its own background runs, kept on disk so they survive a server
+restart, and the datasets and training jobs the job store finds under its roots.
 
     JOBS_DIR/<job id>/job.json      kind, name, commands, status, pid, times, exit code
     JOBS_DIR/<job id>/log.txt       the commands' output, one line per line
@@ -9,25 +10,40 @@ the runner executes the job's commands in order and records how they ended, so a
 finishes correctly even when the server is stopped meanwhile. Statuses: running, done,
 error, stopped (Stop: SIGINT, the trainer checkpoints and exits 130), interrupted (the
 runner died without recording an end, e.g. the machine restarted).
+
+A found dataset or training job (see store.py) is a Job too; its record folder
+(``JOBS_DIR/found-<hash>``) is only created when the UI runs something for it (Resume).
 """
 import datetime
 import json
 import os
+import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+from .. import jobdir
+from ..errors import DataError
 from ..files import write_json_atomic
+from .store import FOUND_PREFIX, RECORD_FILE, Store
 
-JOB_FILE = "job.json"
+JOB_FILE = RECORD_FILE
 LOG_FILE = "log.txt"
 PROGRESS_FILE = "progress.json"
 RUNNING, DONE, ERROR, STOPPED, INTERRUPTED = "running", "done", "error", "stopped", "interrupted"
 FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
+KINDS = ("dataset", "model", "inference", "evaluation")
+MAX_NAME_CHARS = 80
 # The folder holding the digits_gan_plugin package: children import it from there.
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Where each kind keeps its output inside a web job folder (records written before
+# 'target' was recorded).
+_TARGET_SUBFOLDER = {"dataset": "dataset", "model": "model", "evaluation": "model"}
 
 
 def now():
@@ -37,6 +53,16 @@ def now():
 def cli_command(*args):
     """argv running ``digits-gan ARGS`` with this interpreter (no installed script needed)."""
     return [sys.executable, "-m", "digits_gan_plugin.cli", *map(str, args)]
+
+
+def runner_env():
+    """Environment of runner processes: this package importable, TensorFlow's C++ and
+    absl start-up lines silenced (users may still ask for them by setting the variable)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("GRPC_VERBOSITY", "ERROR")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
 
 
 def process_alive(pid):
@@ -58,31 +84,70 @@ def process_alive(pid):
     return state != "Z" and b"digits_gan_plugin.webapp.runner" in cmdline
 
 
+def check_name(name):
+    """A job name stripped; DataError when empty or too long."""
+    name = " ".join(str(name or "").split())
+    if not name:
+        raise DataError("name: a job needs a name")
+    if len(name) > MAX_NAME_CHARS:
+        raise DataError(f"name: at most {MAX_NAME_CHARS} characters, got {len(name)}")
+    return name
+
+
 class Job:
-    """One job folder. `data` is its job.json dict."""
+    """One dataset, training job, inference run or evaluation shown by the UI.
 
-    def __init__(self, folder, data):
-        self.folder, self.data = Path(folder), data
+    record_dir: where its job.json, log and progress live; target: the dataset folder,
+    training job folder or inference result folder itself; found: made outside the
+    web UI (CLI, walkthrough), listed by the job store.
+    """
 
-    @property
-    def id(self):
-        return self.folder.name
+    def __init__(self, record_dir, data, target=None, found=False):
+        self.record_dir = Path(record_dir)
+        self.data = data
+        self.found = found
+        recorded = data.get("target") or data.get("result")
+        subfolder = _TARGET_SUBFOLDER.get(data.get("kind"))
+        self.target = Path(target or recorded or (self.record_dir / subfolder if subfolder else self.record_dir))
 
-    def __getattr__(self, name):
-        try:
-            return self.data[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def path(self, *parts):
-        return self.folder.joinpath(*parts)
+    id = property(lambda self: self.record_dir.name)
+    kind = property(lambda self: self.data.get("kind"), doc="dataset, model, inference or evaluation")
+    name = property(lambda self: self.data.get("name") or self.id)
+    status = property(lambda self: self.data.get("status", DONE))
+    created = property(lambda self: self.data.get("created"))
+    started = property(lambda self: self.data.get("started"))
+    finished = property(lambda self: self.data.get("finished"))
+    exit_code = property(lambda self: self.data.get("exit_code"))
+    error = property(lambda self: self.data.get("error"), doc="the failed command's one-line error")
+    commands = property(lambda self: self.data.get("commands") or [])
+    pid = property(lambda self: self.data.get("pid"))
+    # datasets
+    plugin_title = property(lambda self: self.data.get("plugin_title") or self.data.get("plugin") or "")
+    # models
+    network = property(lambda self: self.data.get("network") or "")
+    dataset_id = property(lambda self: self.data.get("dataset"))
+    dataset_name = property(lambda self: self.data.get("dataset_name") or "")
+    # inference runs and evaluations: the model they belong to
+    model_id = property(lambda self: self.data.get("model"))
+    task = property(lambda self: self.data.get("task") or "")
+    seed = property(lambda self: self.data.get("seed"))
+    checkpoint = property(lambda self: self.data.get("checkpoint") or "last")
+    view_plugin = property(lambda self: self.data.get("view_plugin") or "gan-view")
+    view_options = property(lambda self: dict(self.data.get("view_options") or {}))
+    latent_dir = property(lambda self: Path(self.data["latent"]) if self.data.get("latent")
+                          else self.record_dir / "latent", doc="the inference dataset a run generated from")
 
     @property
     def ended(self):
         """True once the job's commands are over (done, error, stopped or interrupted)."""
-        return self.data["status"] in FINISHED
+        return self.status in FINISHED
+
+    def path(self, *parts):
+        """A path inside the job's record folder (log, progress, uploads)."""
+        return self.record_dir.joinpath(*parts)
 
     def save(self):
+        self.record_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path(JOB_FILE), self.data)
 
     def log_tail(self, max_chars=6000):
@@ -102,13 +167,24 @@ class Job:
             return None
 
 
-class JobManager:
-    """Creates, lists, starts and stops the jobs under `jobs_dir`."""
+def _read_record(folder):
+    try:
+        data = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("kind") in KINDS else None
 
-    def __init__(self, jobs_dir):
+
+class JobManager:
+    """Creates, lists, starts, stops, renames and deletes the jobs under `jobs_dir`,
+    and lists what the job store finds under `jobs_dir` and `roots`."""
+
+    def __init__(self, jobs_dir, roots=()):
         self.jobs_dir = Path(jobs_dir).resolve()
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store([self.jobs_dir, *roots])
         self.children = {}  # job id -> Popen of the runners this server started (reaped by poll)
+        self.lock = threading.Lock()  # one start/delete at a time: four Resume clicks start one run
+        self.starting = set()  # ids of jobs whose runner is being spawned (recorded running, no pid yet)
         self.recover()
 
     def recover(self):
@@ -118,73 +194,158 @@ class JobManager:
 
     def refresh(self, job):
         """Re-read a running job's state; mark it interrupted when its runner is gone."""
-        if job.status != RUNNING:
+        if job.status != RUNNING or not job.path(JOB_FILE).is_file() or job.id in self.starting:
             return job
         child = self.children.get(job.id)
         if child is not None and child.poll() is None:
             return job
-        if child is not None or not process_alive(job.data.get("pid")):
+        if child is not None or not process_alive(job.pid):
             self.children.pop(job.id, None)
-            job.data = json.loads(job.path(JOB_FILE).read_text(encoding="utf-8"))  # the runner may just have ended
+            job.data = _read_record(job.record_dir) or job.data  # the runner may just have ended
             if job.status == RUNNING:
                 job.data.update(status=INTERRUPTED, finished=now())
                 job.save()
         return job
 
+    # ------------------------------------------------------------------ listing
+    def _own_folders(self):
+        try:
+            entries = sorted(os.scandir(self.jobs_dir), key=lambda entry: entry.name, reverse=True)
+        except OSError:
+            return []
+        return [Path(entry.path) for entry in entries if _JOB_ID.match(entry.name) and not entry.name.startswith(
+            FOUND_PREFIX) and entry.is_dir(follow_symlinks=False)]
+
+    def _found_job(self, item):
+        data = {"kind": item.kind, "name": item.name, "status": DONE, "created": _stamp(item.modified)}
+        if item.kind == "model":
+            data.update(network=Path(str(item.meta.get("network", ""))).stem, dataset_name=Path(
+                str(item.meta.get("dataset", ""))).name, dataset=self._dataset_id(item.meta.get("dataset")))
+            if not jobdir.has_checkpoint(item.path):
+                data["status"] = STOPPED
+        elif item.kind == "dataset":
+            data["plugin_title"] = item.meta.get("plugin_id", "")
+        else:
+            data.update(model=item.meta.get("model"), task=item.meta.get("task") or item.name,
+                        seed=(item.meta.get("latent") or {}).get("seed", item.meta.get("seed")),
+                        latent=item.meta.get("dataset"))
+        record = _read_record(self.jobs_dir / item.id)  # a Resume or rename of it in the UI
+        if record:
+            data.update(record)
+        return self.refresh(Job(self.jobs_dir / item.id, data, target=item.path, found=True))
+
+    def _dataset_id(self, path):
+        """The id of the dataset at `path` (a web job's or a found one), or None."""
+        if not path:
+            return None
+        for job in self.all("dataset"):
+            if job.target.resolve() == Path(path).resolve():
+                return job.id
+        return None
+
     def all(self, kind=None):
+        """Every job (own ones and found ones) of `kind`, newest first."""
         jobs = []
-        for job_file in sorted(self.jobs_dir.glob(f"*/{JOB_FILE}"), reverse=True):
-            try:
-                job = Job(job_file.parent, json.loads(job_file.read_text(encoding="utf-8")))
-            except ValueError:
-                continue
-            if kind is None or job.kind == kind:
-                jobs.append(job)
-        return jobs
+        for folder in self._own_folders():
+            data = _read_record(folder)
+            if data and (kind is None or data["kind"] == kind):
+                jobs.append(Job(folder, data))
+        return jobs + [self._found_job(item) for item in self.store.items(kind)]
 
     def get(self, job_id):
-        """The job with this id, or None (ids are folder names made by `new_id`)."""
-        if not job_id or "/" in job_id or job_id.startswith("."):
+        """The job with this id, or None (ids are folder names made by `new_folder` or
+        found ids; a job folder that resolves outside the jobs dir is refused)."""
+        if not job_id or not _JOB_ID.match(job_id):
             return None
-        job_file = self.jobs_dir / job_id / JOB_FILE
-        if not job_file.is_file():
+        if job_id.startswith(FOUND_PREFIX):
+            item = self.store.get(job_id)
+            return self._found_job(item) if item else None
+        folder = self.jobs_dir / job_id
+        if folder.is_symlink() or folder.resolve().parent != self.jobs_dir:
             return None
-        return self.refresh(Job(job_file.parent, json.loads(job_file.read_text(encoding="utf-8"))))
+        data = _read_record(folder)
+        return self.refresh(Job(folder, data)) if data else None
 
+    # ------------------------------------------------------------------ changes
     def new_folder(self):
         """A fresh job folder named like DIGITS' job ids: 20261122-094500-1a2b."""
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = self.jobs_dir / f"{stamp}-{secrets.token_hex(2)}"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         return folder
 
     def create(self, folder, kind, name, commands, **extra):
         """Record a job in `folder` (from new_folder) and start it."""
-        job = Job(folder, {"kind": kind, "name": name, "created": now(), **extra})
+        job = Job(folder, {"kind": kind, "name": check_name(name), "created": now(),
+                           **{key: str(value) if isinstance(value, Path) else value for key, value in extra.items()}})
+        self.store.forget()
         return self.start(job, commands)
 
     def start(self, job, commands):
-        """Run `commands` (lists of argv) for `job` in a detached runner process."""
-        job.data.update(commands=[list(map(str, c)) for c in commands], status=RUNNING, started=now(),
-                        finished=None, exit_code=None, pid=None)
-        job.save()
-        job.path(PROGRESS_FILE).unlink(missing_ok=True)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
-        with open(os.devnull, "rb") as devnull:
-            child = subprocess.Popen([sys.executable, "-m", "digits_gan_plugin.webapp.runner", str(job.folder)],
-                                     stdin=devnull, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env=env, cwd=str(job.folder), start_new_session=True)
-        self.children[job.id] = child
-        job.data["pid"] = child.pid  # written again by the runner; this copy covers a restart meanwhile
-        job.save()
-        return job
+        """Run `commands` (lists of argv) for `job` in a detached runner process; None
+        when the job is running already (checked under the lock, so concurrent clicks
+        start one run)."""
+        with self.lock:
+            job.data = _read_record(job.record_dir) or job.data  # what other requests recorded meanwhile
+            if self.refresh(job).status == RUNNING and job.path(JOB_FILE).is_file():
+                return None
+            job.data.update(commands=[list(map(str, c)) for c in commands], status=RUNNING, started=now(),
+                            finished=None, exit_code=None, error=None, pid=None)
+            job.data.setdefault("created", job.started)
+            self.starting.add(job.id)
+            try:
+                job.save()
+                job.path(PROGRESS_FILE).unlink(missing_ok=True)
+                with open(os.devnull, "rb") as devnull:
+                    child = subprocess.Popen(
+                        [sys.executable, "-m", "digits_gan_plugin.webapp.runner", str(job.record_dir)],
+                        stdin=devnull, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=runner_env(),
+                        cwd=str(job.record_dir), start_new_session=True)
+                self.children[job.id] = child
+                job.data = _read_record(job.record_dir) or job.data
+                if job.status == RUNNING and job.pid is None:  # the runner records it too, first thing
+                    job.data["pid"] = child.pid  # this copy covers a server restart before that
+                    job.save()
+            finally:
+                self.starting.discard(job.id)
+            return job
 
     def stop(self, job):
         """Ask a running job to stop: SIGINT to its runner, which forwards it."""
         child = self.children.get(job.id)
         ours = child is not None and child.poll() is None
-        pid = child.pid if ours else job.data.get("pid")
+        pid = child.pid if ours else job.pid
         if job.status == RUNNING and (ours or process_alive(pid)):
             os.kill(pid, signal.SIGINT)
             return True
         return False
+
+    def rename(self, job, name):
+        job.data["name"] = check_name(name)
+        job.save()
+        self.store.forget()
+
+    def delete(self, job):
+        """Remove a job made by the UI: its folder, and an inference run's result folder
+        (moved aside first, so a half-deleted job is never listed)."""
+        if job.found:
+            raise DataError(f"{job.target}: made outside the web UI; delete it with your file manager")
+        with self.lock:
+            if self.refresh(job).status == RUNNING:
+                raise DataError("the job is running: stop it first")
+            doomed = [job.record_dir]
+            if job.kind == "inference" and job.target.is_dir() and job.target != job.record_dir:
+                doomed.append(job.target)
+            for folder in doomed:
+                aside = folder.with_name(f".deleted-{folder.name}-{secrets.token_hex(2)}")
+                os.replace(folder, aside)
+                shutil.rmtree(aside, ignore_errors=True)
+        self.store.forget()
+
+    def runs_of(self, model):
+        """The inference runs and evaluations of `model`, newest first."""
+        return [job for job in self.all() if job.kind in ("inference", "evaluation") and job.model_id == model.id]
+
+
+def _stamp(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")

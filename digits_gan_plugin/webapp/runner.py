@@ -22,6 +22,10 @@ from pathlib import Path
 from ..files import write_json_atomic
 from .jobs import DONE, ERROR, JOB_FILE, LOG_FILE, PROGRESS_FILE, STOPPED, now
 
+# Commands that import TensorFlow before their first line (several seconds).
+TENSORFLOW_COMMANDS = ("train", "infer", "evaluate", "attributes")
+ERROR_PREFIX = "digits-gan: error: "
+
 TERMINAL_COLUMNS = 110
 PROGRESS_EVERY_S = 0.5
 _BAR_COUNTS = re.compile(r"(\d+)/(\d+)\s*\[")
@@ -35,6 +39,15 @@ class OutputPump:
     def __init__(self, log, progress_path):
         self.log, self.progress_path = log, progress_path
         self.pending, self.last_progress = "", 0.0
+        self.error = None  # the last "digits-gan: error: ..." line, shown above the log
+        self.last_line = None  # ... or the last line written, when a command fails otherwise
+
+    def write_line(self, line):
+        if line.startswith(ERROR_PREFIX):
+            self.error = line[len(ERROR_PREFIX):].strip()
+        if line.strip():
+            self.last_line = line.strip()
+        self.log.write(line + "\n")
 
     def feed(self, text):
         text = _ANSI.sub("", self.pending + text.replace("\r\n", "\n"))
@@ -42,7 +55,7 @@ class OutputPump:
         self.pending = parts.pop()  # an unterminated line or bar update
         for segment, separator in zip(parts[::2], parts[1::2]):
             if separator == "\n":
-                self.log.write(segment + "\n")
+                self.write_line(segment)
             self.progress(segment, force=separator == "\n")
         self.progress(self.pending)
         self.log.flush()
@@ -58,7 +71,7 @@ class OutputPump:
 
     def close(self):
         if self.pending:
-            self.log.write(self.pending + "\n")
+            self.write_line(self.pending)
         self.pending = ""
         self.log.flush()
 
@@ -107,6 +120,8 @@ def main(job_dir):
                 break
             shown = ["digits-gan", *argv[3:]] if argv[1:3] == ["-m", "digits_gan_plugin.cli"] else argv
             log.write("$ " + " ".join(shown) + "\n")
+            if len(shown) > 1 and shown[1] in TENSORFLOW_COMMANDS:
+                log.write("starting TensorFlow (a few seconds)...\n")
             log.flush()
             code = run_command(argv, pump, lambda child: state.update(child=child))
             pump.close()
@@ -115,7 +130,7 @@ def main(job_dir):
         log.write(f"[exit code {code}]\n")
     data = json.loads(job_file.read_text(encoding="utf-8"))
     status = DONE if code == 0 else STOPPED if code == 130 or state["stopped"] else ERROR
-    data.update(status=status, exit_code=code, finished=now())
+    data.update(status=status, exit_code=code, finished=now(), error=(pump.error or pump.last_line) if status == ERROR else None)
     write_json_atomic(job_file, data)
     return 0
 

@@ -1,14 +1,133 @@
-"""What the web UI refuses: paths outside the allowed roots and oversized images.
+"""What the web UI refuses: requests for another host name (DNS rebinding) or from
+another site, paths and files outside the allowed roots, oversized fields and images,
+custom network code from anyone but the local user. Also where its secret key lives.
 
 Every check runs before anything is written, so a refused request leaves no trace.
 """
 import io
+import ipaddress
 import os
+import secrets
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+MAX_FIELD_CHARS = 4000  # any one form field (names, z vectors, paths, coefficients)
+MAX_SOURCE_CHARS = 512 * 1024  # a pasted model file
+SOURCE_FIELDS = ("custom_network",)
+
+
+class HostGuard:
+    """Accepts requests whose Host names this server, and state-changing requests whose
+    Origin (or, without one, Referer) is this server too.
+
+    A page on another site can resolve its own name to 127.0.0.1 (DNS rebinding) and
+    then talk to the UI as same-origin: its requests still carry its own name in Host,
+    which is refused here. `hosts`: the names (no port) the server answers to."""
+
+    def __init__(self, hosts):
+        self.hosts = {_bare_host(host) for host in hosts if host}
+
+    def problem(self, method, host, origin=None, referer=None):
+        """None when the request is acceptable, else why it is refused."""
+        if _bare_host(host) not in self.hosts:
+            return f"Host {host!r} is not an address this server answers to ({', '.join(sorted(self.hosts))})"
+        if method not in STATE_CHANGING:
+            return None
+        source = origin if origin not in (None, "") else referer
+        if source in (None, ""):
+            return None  # not a browser (browsers send Origin on every cross-site POST); the CSRF token decides
+        parts = urlsplit(source)
+        if source == "null" or parts.scheme not in ("http", "https") or _bare_host(parts.netloc) not in self.hosts \
+                or (host and parts.netloc.lower() != host.lower()):
+            return f"a form sent from {source!r} is refused: only pages of this server may change jobs"
+        return None
+
+
+def _bare_host(host):
+    """'127.0.0.1:5000' -> '127.0.0.1', '[::1]:80' -> '::1', 'LocalHost' -> 'localhost'."""
+    host = (host or "").strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def served_hosts(bind_host, extra=()):
+    """The names a server bound to `bind_host` answers to: the address itself, the
+    loopback names when it is a loopback address, and `extra` (--allow-host)."""
+    hosts = {bind_host, *extra}
+    try:
+        loopback = ipaddress.ip_address(bind_host).is_loopback
+    except ValueError:
+        loopback = bind_host == "localhost"
+    if loopback:
+        hosts.update(LOCAL_NAMES)
+    return sorted(hosts)
+
+
+def is_local_address(address):
+    """Whether a request's remote address is this machine (loopback)."""
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_field_sizes(form):
+    """DataError naming the first form field longer than its limit."""
+    for name, value in form.items(multi=True):
+        limit = MAX_SOURCE_CHARS if name in SOURCE_FIELDS else MAX_FIELD_CHARS
+        if len(value) > limit:
+            raise DataError(f"{name}: {len(value)} characters is more than the limit of {limit}; nothing was saved")
+
+
+def file_inside(folder, name):
+    """The real path of file `name` inside `folder` (symlinks resolved); None when it
+    is missing or resolves outside `folder`."""
+    root = Path(folder).resolve()
+    target = (root / name).resolve()
+    if root not in target.parents or not target.is_file():
+        return None
+    return target
+
+
+def config_dir():
+    """The user's digits-gan config folder ($XDG_CONFIG_HOME/digits-gan, ~/.config/digits-gan)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "digits-gan"
+
+
+def secret_key():
+    """The web UI's key for sessions and form tokens, kept in the user's config folder
+    (never in a jobs folder, which may be shared or published)."""
+    path = config_dir() / "web-secret-key"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another server wrote it meanwhile
+            return path.read_text().strip()
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def check_writable_folder(folder, what="--jobs-dir"):
+    """Create `folder` if needed and prove it writable; DataError in one line if not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise DataError(f"{what} {folder}: cannot write there ({error.strerror or error})") from None
+    return folder.resolve()
 
 
 class PathGuard:

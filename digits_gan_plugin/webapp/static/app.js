@@ -1,20 +1,20 @@
-// Live parts of the job pages: status/progress/log polling and the loss chart.
-// Plain JS, no libraries: the UI must work offline.
+// Live parts of the pages: job status/progress/log polling, the training charts
+// (uPlot, vendored in static/vendor: the UI works offline), the snapshot scrubber,
+// the inference form following its task, the network fit list, zoom, confirmations.
 "use strict";
-
-const CHART_COLORS = ["#337ab7", "#d9534f", "#5cb85c", "#f0ad4e", "#9b59b6", "#1abc9c", "#34495e", "#e67e22"];
 
 function pollStatus(panel) {
   const url = panel.dataset.statusUrl;
   const bar = document.getElementById("progress-bar");
   const text = document.getElementById("progress-text");
   const log = document.getElementById("job-log");
+  const error = document.getElementById("job-error");
   let wasRunning = panel.dataset.running === "true";
   async function tick() {
     let state;
     try {
       state = await (await fetch(url, {cache: "no-store"})).json();
-    } catch (error) {
+    } catch (failure) {
       setTimeout(tick, 3000);
       return;
     }
@@ -25,9 +25,15 @@ function pollStatus(panel) {
     } else if (state.status === "done") {
       bar.style.width = "100%";
     }
-    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    log.textContent = state.log;
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    if (log) {
+      const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      log.textContent = state.log;
+      if (atBottom) log.scrollTop = log.scrollHeight;
+    }
+    if (error) {
+      error.textContent = state.error || "";
+      error.hidden = !state.error;
+    }
     if (wasRunning && state.ended) {
       window.location.reload();  // the finished page shows the result
       return;
@@ -38,102 +44,222 @@ function pollStatus(panel) {
   tick();
 }
 
-function svg(tag, attributes, parent) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  if (parent) parent.appendChild(node);
-  return node;
+// ------------------------------------------------------------------ charts
+function tooltipPlugin() {
+  let tip;
+  return {
+    hooks: {
+      init: u => {
+        tip = document.createElement("div");
+        tip.className = "chart-tooltip";
+        tip.hidden = true;
+        u.over.appendChild(tip);
+        u.over.addEventListener("mouseleave", () => { tip.hidden = true; });
+      },
+      setCursor: u => {
+        const index = u.cursor.idx;
+        if (index == null) { tip.hidden = true; return; }
+        const lines = [`step ${u.data[0][index]}`];
+        u.series.forEach((series, k) => {
+          const value = k ? u.data[k][index] : null;
+          if (k && series.show && value != null) lines.push(`${series.label}: ${+value.toPrecision(4)}`);
+        });
+        if (lines.length === 1) { tip.hidden = true; return; }
+        tip.textContent = lines.join("\n");
+        tip.hidden = false;
+        const left = u.cursor.left, top = u.cursor.top;
+        tip.style.left = Math.min(left + 12, u.over.clientWidth - tip.offsetWidth) + "px";
+        tip.style.top = Math.max(0, top - tip.offsetHeight - 8) + "px";
+      },
+    },
+  };
 }
 
-function niceTicks(low, high, count) {
-  const span = high - low || 1;
-  const step = Math.pow(10, Math.floor(Math.log10(span / count)));
-  const factor = [1, 2, 5, 10].find(f => span / (step * f) <= count) || 10;
-  const size = step * factor;
-  const ticks = [];
-  for (let v = Math.ceil(low / size) * size; v <= high + 1e-12; v += size) ticks.push(+v.toPrecision(6));
-  return ticks;
+function chartOptions(panel, width) {
+  return {
+    title: panel.title, width, height: 220,
+    scales: {x: {time: false}},
+    axes: [{label: "step"}, {size: 64, values: (u, ticks) => ticks.map(v => +v.toPrecision(3))}],
+    cursor: {drag: {x: true, y: false}},  // drag to zoom, double-click to reset
+    series: [{label: "step"}, ...panel.series.map(s => ({
+      label: s.label, stroke: s.color, width: 2, spanGaps: true, dash: s.dash ? [6, 4] : undefined,
+      points: {show: s.dash ? true : undefined, size: 5},
+    }))],
+    plugins: [tooltipPlugin()],
+  };
 }
 
-function drawLossChart(chart, rows, losses) {
-  const width = 640, height = 300, left = 52, right = 130, top = 12, bottom = 36;
-  chart.replaceChildren();
-  const xs = rows.map(r => r.epoch);
-  const values = rows.flatMap(r => losses.map(name => r[name])).filter(v => v !== null && isFinite(v));
-  if (!values.length) return false;
-  let [xMin, xMax] = [Math.min(...xs), Math.max(...xs)];
-  if (xMin === xMax) { xMin -= 1; xMax += 1; }
-  let [yMin, yMax] = [Math.min(...values), Math.max(...values)];
-  if (yMin === yMax) { yMin -= 0.5; yMax += 0.5; }
-  const px = x => left + (x - xMin) / (xMax - xMin) * (width - left - right);
-  const py = y => top + (1 - (y - yMin) / (yMax - yMin)) * (height - top - bottom);
-  for (const tick of niceTicks(yMin, yMax, 6)) {
-    svg("line", {class: "grid", x1: left, x2: width - right, y1: py(tick), y2: py(tick)}, chart);
-    svg("text", {x: left - 6, y: py(tick) + 4, "text-anchor": "end"}, chart).textContent = tick;
-  }
-  for (const tick of niceTicks(xMin, xMax, 8).filter(t => Number.isInteger(t))) {
-    svg("text", {x: px(tick), y: height - bottom + 16, "text-anchor": "middle"}, chart).textContent = tick;
-  }
-  svg("line", {class: "axis", x1: left, x2: width - right, y1: height - bottom, y2: height - bottom}, chart);
-  svg("line", {class: "axis", x1: left, x2: left, y1: top, y2: height - bottom}, chart);
-  svg("text", {x: (left + width - right) / 2, y: height - 4, "text-anchor": "middle"}, chart).textContent = "epoch";
-  losses.forEach((name, index) => {
-    const color = CHART_COLORS[index % CHART_COLORS.length];
-    const dashed = name.startsWith("val_") ? {"stroke-dasharray": "5 3"} : {};
-    const points = rows.filter(r => r[name] !== null && isFinite(r[name])).map(r => `${px(r.epoch)},${py(r[name])}`);
-    svg("polyline", {class: "line", stroke: color, points: points.join(" "), ...dashed}, chart);
-    if (points.length === 1) {
-      const [cx, cy] = points[0].split(",");
-      svg("circle", {cx, cy, r: 3, fill: color}, chart);
+function updateCharts(holder, charts, panels) {
+  const width = Math.max(300, holder.clientWidth - 4);
+  for (const panel of panels) {
+    const key = panel.series.map(s => s.label).join("|");
+    let entry = charts.get(panel.id);
+    if (entry && entry.key !== key) {
+      entry.plot.destroy();
+      entry.node.remove();
+      entry = null;
     }
-    const y = top + 14 + index * 16;
-    svg("line", {x1: width - right + 10, x2: width - right + 28, y1: y - 4, y2: y - 4, stroke: color, "stroke-width": 2, ...dashed}, chart);
-    svg("text", {x: width - right + 32, y}, chart).textContent = name;
-  });
-  return true;
+    if (!entry) {
+      const node = document.createElement("div");
+      node.className = "chart-panel";
+      node.id = "chart-" + panel.id;
+      holder.appendChild(node);
+      entry = {key, node, plot: new uPlot(chartOptions(panel, width), panel.data, node)};
+      charts.set(panel.id, entry);
+    } else {
+      entry.plot.setData(panel.data);
+    }
+  }
 }
 
 function pollMetrics(panel) {
-  const chart = document.getElementById("loss-chart");
+  const holder = document.getElementById("charts");
+  const empty = document.getElementById("chart-empty");
   const note = document.getElementById("chart-note");
-  const sample = document.getElementById("latest-sample");
-  const sampleName = document.getElementById("sample-name");
+  const snapshots = document.getElementById("snapshots");
+  const charts = new Map();
   async function tick() {
     let state;
     try {
       state = await (await fetch(panel.dataset.metricsUrl, {cache: "no-store"})).json();
-    } catch (error) {
+    } catch (failure) {
       setTimeout(tick, 4000);
       return;
     }
-    if (drawLossChart(chart, state.rows, state.losses)) {
-      const last = state.rows[state.rows.length - 1];
-      note.textContent = `epoch ${last.epoch}, step ${last.step}` + (last.images_per_sec ? `, ${last.images_per_sec} img/s` : "");
+    if (state.panels.length && typeof uPlot !== "undefined") {
+      empty.hidden = true;
+      updateCharts(holder, charts, state.panels);
+      const steps = state.panels[0].data[0];
+      note.textContent = `up to step ${steps[steps.length - 1]}` +
+        (state.epochs.length ? `, epoch ${state.epochs[0].epoch} done` : "");
     }
-    if (state.sample && sample.getAttribute("src") !== state.sample) {
-      sample.src = state.sample;
-      sample.hidden = false;
-      sampleName.textContent = state.sample_name;
-    }
+    if (state.sample_name && snapshots) snapshots.addSnapshot(state.sample_name);
     if (state.status === "running") setTimeout(tick, 2000);
   }
   tick();
 }
 
-// The GAN inference form holds every task's fields: show only the chosen task's.
+// ------------------------------------------------------------------ snapshots
+function snapshotBrowser(panel) {
+  const names = JSON.parse(panel.dataset.names);
+  const image = document.getElementById("latest-sample");
+  const label = document.getElementById("sample-name");
+  const range = document.getElementById("snapshot-range");
+  function show(index) {
+    image.src = panel.dataset.base + names[index];
+    image.hidden = false;
+    image.parentElement.href = image.src;
+    label.textContent = names[index];
+    const empty = document.getElementById("no-samples");
+    if (empty) empty.hidden = true;
+  }
+  range.addEventListener("input", () => show(+range.value));
+  panel.addSnapshot = name => {
+    if (names.includes(name)) return;
+    const following = +range.value === names.length - 1 || !names.length;
+    names.push(name);
+    range.max = names.length - 1;
+    range.parentElement.hidden = names.length < 2;
+    if (following) {
+      range.value = names.length - 1;
+      show(names.length - 1);
+    }
+  };
+}
+
+// ------------------------------------------------------------------ inference form
+// The GAN inference form holds every task's fields: show only the chosen task's, and
+// preselect the view that shows that task best.
 function followTask(fields) {
   const byTask = JSON.parse(fields.dataset.taskFields);
-  const known = new Set(Object.values(byTask).flat());
+  const viewFor = JSON.parse(fields.dataset.viewForTask);
   const select = fields.querySelector("select[name=task]");
-  function update() {
-    const wanted = new Set(byTask[select.value] || known);
+  const viewTask = document.querySelector("#view-fields select[name='view-task']");
+  const images = document.querySelector("[data-field=images]");
+  // the run fixes the inference dataset of the view
+  for (const input of document.querySelectorAll("#view-fields [name='view-inference_dataset']")) {
+    input.closest(".form-group").hidden = true;
+  }
+  function update(changed) {
+    const wanted = new Set(byTask[select.value] || []);
     for (const group of fields.querySelectorAll(".form-group")) {
       const input = group.querySelector("[name]");
-      if (input && known.has(input.name)) group.hidden = !wanted.has(input.name);
+      if (input) group.hidden = !wanted.has(input.name);
+    }
+    if (images) images.hidden = !wanted.has("images");
+    if (changed && viewTask) {
+      const view = viewFor[select.value] || viewTask.options[0].value;
+      if ([...viewTask.options].some(option => option.value === view)) viewTask.value = view;
     }
   }
-  select.addEventListener("change", update);
-  update();
+  select.addEventListener("change", () => update(true));
+  update(false);
+}
+
+// ------------------------------------------------------------------ network list
+function followFitChecks(table) {
+  if (table.dataset.checking !== "true" || !table.dataset.fitUrl) return;
+  async function tick() {
+    let state;
+    try {
+      state = await (await fetch(table.dataset.fitUrl, {cache: "no-store"})).json();
+    } catch (failure) {
+      setTimeout(tick, 3000);
+      return;
+    }
+    for (const {name, result} of state.networks) {
+      const row = table.querySelector(`tr[data-network="${CSS.escape(name)}"]`);
+      if (!row || !result) continue;
+      const cell = row.querySelector("[data-fit]");
+      cell.replaceChildren(Object.assign(document.createElement("span"), {
+        className: result.fits ? "text-success" : "text-danger",
+        textContent: result.fits ? "yes" : "no: " + result.reason,
+      }));
+      const radio = row.querySelector("input[type=radio]");
+      radio.disabled = !result.fits;
+      if (!result.fits) { row.classList.add("misfit"); radio.checked = false; }
+    }
+    const custom = table.querySelector('tr[data-network="custom"]');
+    for (const {name} of state.networks) {  // best fit first, as the server ranks them
+      const row = table.querySelector(`tr[data-network="${CSS.escape(name)}"]`);
+      if (row) custom.before(row);
+    }
+    if (!table.querySelector("input[type=radio]:checked")) {
+      const best = state.networks.find(n => n.result && n.result.fits);
+      if (best) table.querySelector(`#network-${CSS.escape(best.name)}`).checked = true;
+    }
+    if (state.pending) setTimeout(tick, 1500);
+  }
+  tick();
+}
+
+// ------------------------------------------------------------------ small things
+function zoom(event) {
+  const link = event.target.closest("[data-zoom]");
+  if (!link) return;
+  event.preventDefault();
+  const overlay = document.getElementById("zoom");
+  const source = link.querySelector("img") || link;
+  overlay.querySelector("img").src = source.currentSrc || source.src || link.href;
+  overlay.hidden = false;
+}
+
+function once(form) {
+  // one click, one request: a second click while the page loads would start a second job
+  form.addEventListener("submit", () => {
+    for (const button of form.querySelectorAll("button")) button.disabled = true;
+  });
+}
+
+function confirmDelete(form) {
+  form.addEventListener("submit", event => {
+    const typed = window.prompt(`Delete "${form.dataset.name}" and its files? Type its name to confirm.`);
+    if (typed === null || typed.trim() !== form.dataset.name) {
+      event.preventDefault();
+      return;
+    }
+    form.querySelector("[name=confirm]").value = typed.trim();
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -141,6 +267,16 @@ document.addEventListener("DOMContentLoaded", () => {
   if (fields) followTask(fields);
   const status = document.getElementById("job-status");
   if (status) pollStatus(status);
+  const snapshots = document.getElementById("snapshots");
+  if (snapshots) snapshotBrowser(snapshots);
   const training = document.getElementById("training");
   if (training) pollMetrics(training);
+  const networks = document.getElementById("network-list");
+  if (networks) followFitChecks(networks);
+  const deleteForm = document.getElementById("delete-form");
+  if (deleteForm) confirmDelete(deleteForm);
+  document.querySelectorAll("form.once").forEach(once);
+  document.addEventListener("click", zoom);
+  const overlay = document.getElementById("zoom");
+  overlay.addEventListener("click", () => { overlay.hidden = true; });
 });
