@@ -14,6 +14,8 @@ PLUGIN_LAYER = [
 RUNTIME = ["tensorflow>=2.13", "tf-slim>=1.1", "tensorboard>=2.13", "matplotlib>=3.5", "h5py>=3.7"]
 # The web UI (and the DIGITS-host emulation in the tests).
 WEB = ["Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0"]
+# `digits-gan export --format onnx` (and reading the ONNX file back in the tests).
+EXPORT = ["tf2onnx>=1.16", "onnxruntime>=1.17"]
 
 setup(
     name="digits-gan",
@@ -46,7 +48,8 @@ setup(
         "runtime": RUNTIME,
         "web": RUNTIME + WEB,
         "examples": RUNTIME + WEB + ["mlxtend>=0.22"],
-        "test": RUNTIME + WEB + ["mlxtend>=0.22", "pytest>=7", "playwright>=1.40", "vermin>=1.5"],
+        "export": RUNTIME + EXPORT,
+        "test": RUNTIME + WEB + EXPORT + ["mlxtend>=0.22", "pytest>=7", "playwright>=1.40", "vermin>=1.5"],
     },
     entry_points={
         "console_scripts": ["digits-gan=digits_gan_plugin.cli:main"],

@@ -1,7 +1,7 @@
 """Reconstruction quality of network-mnist-encoder.py on held-out digits.
 
 Given the MNIST recipe GAN job (`--gan-job`; default: build the embedded 5k MNIST dataset
-and train network-mnist with `digits_gan_plugin.evaluation.recipe_train_args()`), trains
+and train network-mnist with `digits_gan_plugin.runtime.train_options.recipe_args()`), trains
 the encoder on the dataset's train split (`digits-gan train --network network-mnist-encoder
 --weights GAN_JOB`, recipe below), then on the held-out split (val_db) prints:
 
@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from digits_gan_plugin import evaluation, jobdir  # noqa: E402
+from digits_gan_plugin.runtime import train_options as recipes  # noqa: E402
 
 MSE_TARGET = 0.046
 BASELINE_FRACTION = 0.5
@@ -113,12 +114,12 @@ def main(argv=None):
     parser.add_argument("--gan-job", help="trained network-mnist job (default: train one with the recipe)")
     parser.add_argument("--dataset", help="MNIST dataset (default: the GAN job's, else build the embedded 5k)")
     parser.add_argument("--work", help="folder for the jobs (default: a new temp folder)")
-    parser.add_argument("--epochs", type=int, help=f"encoder epochs (default {evaluation.MNIST_ENCODER_RECIPE['epochs']})")
+    parser.add_argument("--epochs", type=int, help=f"encoder epochs (default {recipes.MNIST_ENCODER_RECIPE['epochs']})")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 20 encoder steps (and a 20-step GAN), tiny classifier (figures meaningless)")
     args = parser.parse_args(argv)
 
-    recipe, gan_recipe, classifier = dict(evaluation.MNIST_ENCODER_RECIPE), dict(evaluation.MNIST_RECIPE), None
+    recipe, gan_recipe, classifier = dict(recipes.MNIST_ENCODER_RECIPE), dict(recipes.MNIST_RECIPE), None
     if args.quick:
         recipe.update(epochs=1, max_steps=20)
         gan_recipe.update(epochs=1, max_steps=20)
@@ -143,10 +144,10 @@ def main(argv=None):
     if gan_job is None:
         gan_job = os.path.join(work, "gan")
         timings["train GAN"] = digits_gan("train", "--dataset", dataset, "--out", gan_job,
-                                          *evaluation.recipe_train_args(gan_recipe))
+                                          *recipes.recipe_args(gan_recipe))
     encoder_job = os.path.join(work, "encoder")
     timings["train encoder"] = digits_gan("train", "--dataset", dataset, "--weights", gan_job, "--out", encoder_job,
-                                          *evaluation.recipe_train_args(recipe))
+                                          *recipes.recipe_args(recipe))
     start, cpu_start = time.perf_counter(), time.process_time()
     figures = measure(encoder_job, dataset, classifier)
     timings["measure"] = (time.perf_counter() - start, time.process_time() - cpu_start)

@@ -1,7 +1,7 @@
 """Sample quality of network-mnist.py trained with the shared recipe on the embedded 5k MNIST.
 
 Builds the dataset (`digits-gan dataset create mnist`), trains with
-`digits_gan_plugin.evaluation.MNIST_RECIPE` (`digits-gan train`), evaluates
+`digits_gan_plugin.runtime.train_options.MNIST_RECIPE` (`digits-gan train`), evaluates
 (`digits-gan evaluate`: classifier cached under $DIGITS_GAN_CACHE) and prints each
 figure next to its real-data reference:
 
@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from digits_gan_plugin import evaluation  # noqa: E402
+from digits_gan_plugin.runtime import train_options as recipes  # noqa: E402
 
 ACCURACY_TARGET = 0.97
 SCORE_TARGET = 0.95
@@ -72,13 +73,13 @@ def report(result, timings):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", help="folder for the dataset and job (default: a new temp folder)")
-    parser.add_argument("--epochs", type=int, help=f"override the recipe's {evaluation.MNIST_RECIPE['epochs']} epochs")
+    parser.add_argument("--epochs", type=int, help=f"override the recipe's {recipes.MNIST_RECIPE['epochs']} epochs")
     parser.add_argument("--samples", type=int, default=10000, help="generated samples to evaluate (default 10000)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 20 steps, 500 samples, a tiny classifier (figures meaningless)")
     args = parser.parse_args(argv)
 
-    recipe = dict(evaluation.MNIST_RECIPE)
+    recipe = dict(recipes.MNIST_RECIPE)
     classifier = None
     if args.quick:
         recipe.update(epochs=1, max_steps=20)
@@ -93,7 +94,7 @@ def main(argv=None):
     if not os.path.isfile(os.path.join(dataset, "dataset.json")):
         timed("dataset", timings, digits_gan, "dataset", "create", "mnist", "--out", dataset, "--quiet")
     timed("train", timings, digits_gan, "train", "--dataset", dataset, "--out", job,
-          *evaluation.recipe_train_args(recipe))
+          *recipes.recipe_args(recipe))
     result = timed("evaluate", timings, evaluation.evaluate, job, samples=args.samples, seed=0,
                    checkpoint="last", classifier_settings=classifier)
     print(result["summary"])

@@ -12,6 +12,10 @@ Unencoded uint8 features are stored C,H,W with 3-channel data in BGR order (Caff
 convention); PNG-encoded features hold the PNG file (H,W,C, RGB) with `encoded` set;
 float features go to `float_data` in C,H,W order with no channel reordering.
 
+Datasets DIGITS wrote have no dataset.json: the reader derives it from the LMDBs
+(`derive_meta`), for generic datasets (`<stage>/features`, `<stage>/labels`) and for
+classification datasets (`<stage>/` is the LMDB, labels.txt names the classes).
+
 No TensorFlow at module level: only `DatasetReader.tf_dataset` imports it.
 """
 import errno
@@ -597,15 +601,18 @@ def derive_meta(dataset_dir):
     DIGITS' writer swaps them (channel_swap_float)."""
     stage_meta, encodings, class_ids = {}, set(), []
     for stage in STAGES:
-        features = os.path.join(dataset_dir, stage, FEATURES_DB)
-        if not os.path.isdir(features):
+        stage_dir = os.path.join(dataset_dir, stage)
+        features = _features_lmdb(stage_dir)
+        if features is None:
             continue
-        stage_meta[stage], stage_ids, encoding = _derive_stage(os.path.join(dataset_dir, stage))
+        stage_meta[stage], stage_ids, encoding = _derive_stage(stage_dir, features)
+        if features == stage_dir:
+            stage_meta[stage]["features_db"] = stage  # the stage folder is the LMDB
         encodings.add(encoding)
         class_ids += stage_ids
     if not stage_meta:
         raise DataError(f"{dataset_dir}: not a dataset (no {META_FILE}, and no "
-                        f"{'/, '.join(STAGES)}/ folder holding a '{FEATURES_DB}' LMDB)")
+                        f"{'/, '.join(STAGES)}/ folder holding a '{FEATURES_DB}' LMDB or being one)")
     names = _labels_file(dataset_dir)
     scalar = [meta for meta in stage_meta.values() if meta["label_shape"] == []]
     if scalar and names is None and not any(class_ids):
@@ -617,9 +624,17 @@ def derive_meta(dataset_dir):
             "written_by": "DIGITS (no dataset.json: derived from the LMDBs)", "channel_swap_float": True}
 
 
-def _derive_stage(stage_dir):
+def _features_lmdb(stage_dir):
+    """The features LMDB of a DIGITS stage folder: `<stage>/features` (generic
+    datasets) or the folder itself (classification datasets: `<stage>/data.mdb`, the
+    class in each Datum, names in labels.txt); None when it holds neither."""
+    if os.path.isdir(os.path.join(stage_dir, FEATURES_DB)):
+        return os.path.join(stage_dir, FEATURES_DB)
+    return stage_dir if os.path.isfile(os.path.join(stage_dir, "data.mdb")) else None
+
+
+def _derive_stage(stage_dir, features_path):
     """(stage meta, scalar class ids, encoding) of one DIGITS-written stage folder."""
-    features_path = os.path.join(stage_dir, FEATURES_DB)
     env = _open_lmdb(features_path)
     try:
         count = env.stat()["entries"]
@@ -686,6 +701,7 @@ class DatasetReader:
         self.meta = _read_meta(meta_path) if os.path.isfile(meta_path) else derive_meta(self.dataset_dir)
         self.memory_budget = memory_budget
         self._arrays = {}
+        self._keys = {}
 
     @property
     def stages(self):
@@ -717,6 +733,8 @@ class DatasetReader:
         return self.meta.get("label_names")
 
     def _open(self, stage, name):
+        if name == FEATURES_DB and "features_db" in self._stage(stage):
+            return _open_lmdb(os.path.join(self.dataset_dir, self._stage(stage)["features_db"]))
         return _open_lmdb(os.path.join(self.dataset_dir, stage, name))
 
     def _empty_arrays(self, stage, count):
@@ -790,14 +808,24 @@ class DatasetReader:
                 if env is not None:
                     env.close()
 
+    def _stage_keys(self, stage, txn):
+        """None for stages keyed '%09d' by entry number (ours, DIGITS' generic ones),
+        else the LMDB's keys in order (e.g. a DIGITS classification LMDB), read once."""
+        if "features_db" not in self._stage(stage):
+            return None
+        if stage not in self._keys:
+            self._keys[stage] = [bytes(key) for key in txn.cursor().iternext(values=False)]
+        return self._keys[stage]
+
     def _read_keys(self, stage, indices, envs):
         """Decode the entries at `indices` straight from LMDB."""
         x, y = self._empty_arrays(stage, len(indices))
         features_env, labels_env = envs
         with features_env.begin(buffers=True) as txn:
             label_txn = labels_env.begin() if labels_env else None
+            keys = self._stage_keys(stage, txn)
             for position, index in enumerate(indices):
-                key = make_key(int(index))
+                key = make_key(int(index)) if keys is None else keys[int(index)]
                 self._decode_into(x, y, position, txn.get(key), label_txn.get(key) if label_txn else None)
             if label_txn:
                 label_txn.abort()

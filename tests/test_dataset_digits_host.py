@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import write_celeba_dir, write_mnist_idx_dir
+from conftest import TINY_GAN, write_celeba_dir, write_mnist_idx_dir
 
 from digits_gan_plugin import cli, latent
 from digits_gan_plugin.data_plugins import available_plugins, class_label, no_label
@@ -169,34 +169,6 @@ def test_model_page_handoff_with_a_digits_gan_job(tmp_path):
     assert x[0, 0, 3:, 0].tolist() == [0.0, 1.0]  # the job's 2 classes, not the form's default
 
 
-TINY_GAN = '''
-class UserModel(Tower):
-    z_dim = 4
-
-    def generator(self, z):
-        with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
-            w = tf.get_variable("w", [self.z_dim, 64], initializer=tf.random_normal_initializer(stddev=0.1))
-            return tf.reshape(tf.sigmoid(tf.matmul(z, w)), [-1, 8, 8, 1])
-
-    def discriminator(self, images):
-        with tf.variable_scope("discriminator", reuse=tf.AUTO_REUSE):
-            w = tf.get_variable("w", [64, 1], initializer=tf.random_normal_initializer(stddev=0.1))
-            return tf.matmul(tf.reshape(images, [-1, 64]), w)
-
-    @model_property
-    def inference(self):
-        return self.generator(tf.reshape(self.x, [-1, self.z_dim])) * 255.0
-
-    @model_property
-    def loss(self):
-        z = tf.random_uniform([tf.shape(self.x)[0], self.z_dim], -1.0, 1.0)
-        d_real, d_fake = self.discriminator(self.x / 255.0), self.discriminator(self.generator(z))
-        d_vars, g_vars = tf.trainable_variables("discriminator/"), tf.trainable_variables("generator/")
-        return [{"name": "d", "loss": tf.reduce_mean(tf.square(d_real - 1.0) + tf.square(d_fake)), "vars": d_vars},
-                {"name": "g", "loss": tf.reduce_mean(tf.square(d_fake - 1.0)), "vars": g_vars}]
-'''
-
-
 def test_train_and_infer_on_datasets_digits_wrote(tmp_path):
     """`train` on a training set DIGITS' writer made, then `infer` on z vectors built by
     DIGITS' model-page handoff (DIGITS' GAN layout, no dataset.json either time)."""
@@ -218,3 +190,51 @@ def test_train_and_infer_on_datasets_digits_wrote(tmp_path):
 
     result = InferenceResult(out)
     assert result.images.shape == (4, 8, 8, 1)
+
+
+def test_an_inference_set_built_by_a_training_plugin_records_no_labels(tmp_path):
+    """The z vectors' np.array([0]) labels are 'no label' whichever class wrote them."""
+    write_mnist_idx_dir(tmp_path / "mnist", train_count=10, val_count=2)
+    plugin = available_plugins()["mnist"](source=str(tmp_path / "mnist"), is_inference_db=True)
+    plugin.userdata.update(job=gan_job(tmp_path / "job"), task="single", seed=1, label=2)
+    meta = write_dataset(plugin, tmp_path / "z", workers=1, progress=False)
+    assert meta["stages"]["test_db"]["label_shape"] is None
+    assert DatasetReader(tmp_path / "z").read_all("test_db")[1] is None
+
+
+def test_gan_inference_dataset_for_a_model_trained_on_digits_images_other(tmp_path):
+    """A model trained in DIGITS on an "Images > Other" set (no plugin, no config.json):
+    the gan-inference plugin's new-dataset form takes the model's z size and classes."""
+    plugin_class = available_plugins()["gan-inference"]
+    form = plugin_class.get_dataset_form()
+    assert not form.job.flags.required and {"z_dim", "model_classes"} <= {field.name for field in form}
+    userdata = plugin_class(task="class-sweep", rows=2, seed=4, z_dim=100, model_classes=10).get_user_data()
+    create_generic_db(plugin_class(**userdata), str(tmp_path / "z"), feature_encoding="none", force_same_shape=0)
+    x, y = DatasetReader(tmp_path / "z").read_all("test_db")
+    assert x.shape == (20, 1, 110, 1) and y is None
+    assert (x[:, 0, 100:, 0].sum(axis=1) > 0.99).all()  # each item ends with a (slerped) one-hot
+
+
+def test_a_digits_classification_dataset_opens_as_digits_gan_example_reuses_it(tmp_path):
+    """DIGITS' MNIST GAN walkthrough trains on the LMDB of its classification dataset
+    ("New Dataset > Images > Other" pointing at it): <stage>/ is itself the LMDB, each
+    Datum holds its class, labels.txt names the classes."""
+    import lmdb
+
+    from digits_host.writer import array_to_datum
+
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 5, 5)).astype(np.uint8)
+    env = lmdb.open(str(tmp_path / "train_db"), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for index, image in enumerate(images):
+            txn.put(b"%08d_%s" % (index, b"digit.png"), array_to_datum(image, index % 3, "png").SerializeToString())
+    env.close()
+    (tmp_path / "labels.txt").write_text("zero\none\ntwo\n")
+    reader = DatasetReader(tmp_path)
+    assert reader.stages == ["train_db"] and reader.label_names == ["zero", "one", "two"] and reader.num_classes == 3
+    x, y = reader.read_all("train_db")
+    np.testing.assert_array_equal(x, images.transpose(0, 2, 3, 1))
+    assert y.tolist() == [0, 1, 2, 0, 1, 2]
+    x_items, y_items = reader.read_items("train_db", [4, 1])  # by entry number, whatever the keys
+    np.testing.assert_array_equal(x_items, x[[4, 1]])
+    assert y_items.tolist() == [1, 1]

@@ -179,11 +179,18 @@ def test_gallery_opens_offline_in_headless_chromium(job):
             images = page.eval_on_selector_all(
                 "img", "imgs => imgs.map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0}))")
             page.screenshot(path=os.path.join(ARTIFACTS, "gallery.png"), full_page=True)
+            cell = page.query_selector("#result-class-sweep .gan-grid img")
+            width = cell.bounding_box()["width"]
+            page.click("#result-class-sweep .gan-grid")  # click to zoom, and again to go back
+            zoomed = cell.bounding_box()["width"]
+            page.click("#result-class-sweep .gan-grid")
+            unzoomed = cell.bounding_box()["width"]
         finally:
             browser.close()
     assert len(images) == open(index, encoding="utf-8").read().count("<img ")
     assert [i["src"] for i in images if not i["ok"]] == []
     assert all(url.startswith("file://") for url in requests), "the gallery must not fetch anything remote"
+    assert width >= 48 and zoomed > 2 * width and unzoomed == width
 
 
 def test_gallery_uses_the_grid_of_a_result_without_latent_meta(tmp_path):

@@ -226,3 +226,70 @@ def test_gallery_cli_reports_a_truncated_result_in_one_line(tmp_path, capsys):
     assert cli.main(["gallery", job]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("digits-gan: error: ") and "result.npz" in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------- `digits-gan infer` on a hand-made job
+
+TINY_GENERATOR = '''
+class UserModel(Tower):
+    z_dim = 4
+
+    @model_property
+    def inference(self):
+        w = tf.get_variable("w", [4, 64])
+        return tf.reshape(tf.matmul(tf.reshape(self.x, [-1, 4]), w), [-1, 8, 8, 1])
+
+    @model_property
+    def loss(self):
+        return tf.reduce_mean(self.inference)
+'''
+
+
+@pytest.fixture(scope="module")
+def tiny_job(tmp_path_factory):
+    """A job whose model maps z (4) to 8x8x1 through one 4x64 matrix, saved at steps 1, 2."""
+    import tensorflow.compat.v1 as tf
+
+    job = tmp_path_factory.mktemp("tinyjob")
+    (job / "network.py").write_text(TINY_GENERATOR)
+    write_config(job, {"network": "network.py", "z_dim": 4, "num_classes": None, "conditional": False,
+                       "input_shape": [8, 8, 1], "z_distribution": "uniform"})
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", [4, 64])
+        saver = tf.train.Saver()
+        with tf.Session() as session:
+            session.run(w.initializer)
+            for step in (1, 2):
+                saver.save(session, str(jobdir.JobPaths(job).checkpoint_prefix), global_step=step)
+    return job
+
+
+def test_infer_skips_a_truncated_newest_checkpoint(tiny_job, tmp_path, capsys):
+    job = fresh_copy(tiny_job, tmp_path / "job")
+    data = str(jobdir.JobPaths(job).checkpoint_prefix) + "-2.data-00000-of-00001"
+    with open(data, "r+b") as handle:
+        handle.truncate(100)
+    assert cli.main(["infer", "--job", str(job), "--z", _z_file(tmp_path), "--out", str(tmp_path / "r")]) == 0
+    captured = capsys.readouterr()
+    assert "model.ckpt-2: skipped" in captured.err and "using model.ckpt-1 (step 1)" in captured.err
+    result = jobdir.InferenceResult(tmp_path / "r")
+    assert result.images.shape == (2, 8, 8, 1) and result.meta["checkpoint"].endswith("model.ckpt-1")
+
+
+def test_infer_on_a_checkpoint_corrupted_in_place_is_one_line(tiny_job, tmp_path, capsys):
+    job = fresh_copy(tiny_job, tmp_path / "job")
+    for step in (1, 2):
+        data = str(jobdir.JobPaths(job).checkpoint_prefix) + f"-{step}.data-00000-of-00001"
+        size = os.path.getsize(data)
+        with open(data, "r+b") as handle:
+            handle.write(b"\xff" * size)  # same size, wrong bytes: only the restore's checksum sees it
+    assert cli.main(["infer", "--job", str(job), "--z", _z_file(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digits-gan: error: ") and "model.ckpt-2" in err and len(err.splitlines()) == 1
+    assert not jobdir.find_results(job)
+
+
+def _z_file(folder):
+    path = folder / "z.txt"
+    path.write_text("0.1 0.2 0.3 0.4\n-1 0 1 0.5\n")
+    return str(path)

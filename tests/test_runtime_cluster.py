@@ -10,44 +10,13 @@ import textwrap
 import time
 
 import pytest
+from conftest import TINY_GAN
 
 from digits_gan_plugin.data_plugins.synthetic import DataIngestion as SYNTHETIC
 from digits_gan_plugin.errors import TrainingError
 from digits_gan_plugin.runtime.cluster import TRACE_ENV, read_cluster
 
 TRAIN_COUNT, BATCH = 32, 8
-
-TINY_GAN = '''
-class UserModel(Tower):
-    z_dim = 4
-
-    def generator(self, z):
-        with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
-            w = tf.get_variable("w", [self.z_dim, 64], initializer=tf.random_normal_initializer(stddev=0.1))
-            return tf.reshape(tf.sigmoid(tf.matmul(z, w)), [-1, 8, 8, 1])
-
-    def discriminator(self, images):
-        with tf.variable_scope("discriminator", reuse=tf.AUTO_REUSE):
-            w = tf.get_variable("w", [64, 1], initializer=tf.random_normal_initializer(stddev=0.1))
-            return tf.matmul(tf.reshape(images, [-1, 64]), w)
-
-    @model_property
-    def inference(self):
-        return self.generator(tf.reshape(self.x, [-1, self.z_dim])) * 255.0
-
-    @model_property
-    def loss(self):
-        z = tf.random_uniform([tf.shape(self.x)[0], self.z_dim], -1.0, 1.0)
-        fake = self.generator(z)
-        d_real, d_fake = self.discriminator(self.x / 255.0), self.discriminator(fake)
-        xent = tf.nn.sigmoid_cross_entropy_with_logits
-        d_vars, g_vars = tf.trainable_variables("discriminator/"), tf.trainable_variables("generator/")
-        return [
-            {"name": "d", "loss": tf.reduce_mean(xent(logits=d_real, labels=tf.ones_like(d_real)))
-                                  + tf.reduce_mean(xent(logits=d_fake, labels=tf.zeros_like(d_fake))), "vars": d_vars},
-            {"name": "g", "loss": tf.reduce_mean(xent(logits=d_fake, labels=tf.ones_like(d_fake))), "vars": g_vars},
-        ]
-'''
 
 
 def squares_plugin():

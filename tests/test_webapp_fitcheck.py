@@ -1,7 +1,7 @@
 """The network fit check: a graph-building dry run of each shipped definition on the
 dataset, cached in the user's cache folder, run before a training job exists."""
 from digits_gan_plugin.runtime.model_files import list_model_definitions
-from digits_gan_plugin.webapp.fitcheck import FitChecker, check_one, rank
+from digits_gan_plugin.webapp.fitcheck import FitChecker, check_one, main, rank
 from webapp_helpers import user_folders
 
 __all__ = ["user_folders"]
@@ -18,9 +18,10 @@ def test_the_mnist_gan_fits_mnist_and_the_face_gan_does_not_with_the_reason(tiny
 
 def test_results_are_cached_in_the_user_cache_folder(tiny_mnist_dataset, tmp_path):
     checker = FitChecker()
-    network = list_model_definitions()["network-mnist-simple"]
-    result = checker.check_now(tiny_mnist_dataset, network)  # a subprocess, as the server runs it
-    assert result["fits"]
+    network = str(list_model_definitions()["network-mnist-simple"])
+    assert main([str(checker.folder), str(tiny_mnist_dataset), network]) == 0  # what the background process runs
     cached = list((tmp_path / "xdg-cache" / "digits-gan" / "network-fit").glob("*.json"))
-    assert len(cached) == 1 and checker.results(tiny_mnist_dataset, [network]) == {str(network): result}
-    assert not checker.pending(tiny_mnist_dataset)
+    assert len(cached) == 1
+    result = checker.results(tiny_mnist_dataset, [network])[network]
+    assert result["fits"] and checker.check_now(tiny_mnist_dataset, network) == result
+    assert not checker.pending(tiny_mnist_dataset)  # nothing started: all cached

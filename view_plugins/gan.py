@@ -124,17 +124,13 @@ class Visualization(VisualizationInterface):
         self.items[input_id] = image
         return {"kind": "image", "key": str(input_id), "image": png_uri(self._pixels(image))}
 
-    def _image(self, array):
+    @staticmethod
+    def _image(array):
         """float32 H,W,C of one image output (H,W / H,W,C / 1,H,W,C)."""
-        image = np.asarray(array, dtype=np.float32)
-        if image.ndim == 4 and image.shape[0] == 1:
-            image = image[0]
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.ndim != 3 or image.shape[-1] not in (1, 3):
-            raise DataError(f"GAN view: expected an H,W,C image output with 1 or 3 channels, got shape "
-                            f"{image.shape}")
-        return image
+        try:
+            return pictures.as_hwc(array).astype(np.float32)
+        except DataError as error:
+            raise DataError(f"GAN view: network output: {error}") from None
 
     def _pixels(self, image):
         return pictures.displayable(image, self.normalize)
@@ -142,7 +138,7 @@ class Visualization(VisualizationInterface):
     def _encoded_item(self, input_id, input_data, output_data):
         """An encoder's item: DIGITS' single flat [z | pixels] output, split by the image
         shape, or this project's {'z', 'reconstructions'} dict."""
-        source = self._image(input_data) if input_data is not None and np.ndim(input_data) >= 2 else None
+        source = self._input_image(input_data)
         if "z" in output_data:
             z = np.asarray(output_data["z"], dtype=np.float32).reshape(-1)
             names = [n for n in IMAGE_OUTPUT_NAMES[::-1] if n in output_data]
@@ -162,6 +158,14 @@ class Visualization(VisualizationInterface):
             item["z_text"] = format_vector(z)
             item["predicted"], item["class_label"] = self._predicted(output_data), None
         return item
+
+    @staticmethod
+    def _input_image(input_data):
+        """The encoded image (H,W,C float32), or None when the input is not an image."""
+        try:
+            return None if input_data is None else pictures.as_hwc(input_data).astype(np.float32)
+        except DataError:
+            return None
 
     def _image_shape(self, source):
         if source is not None:

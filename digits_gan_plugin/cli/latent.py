@@ -4,6 +4,7 @@
     digits-gan latent <task> --job JOBDIR [task options] [--seed N] --out DIR
 """
 from .. import latent
+from . import latent_model
 from .. import options as plugin_options
 from ..data_plugins.gan_inference import DataIngestion as GanInference
 from ..digits_api import TEST_DB
@@ -45,3 +46,4 @@ def register(subparsers):
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.set_defaults(func=cmd_task)
+    latent_model.register(tasks)  # project, directions: they run the trained generator

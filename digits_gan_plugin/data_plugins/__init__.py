@@ -118,6 +118,16 @@ class GanInferenceForms:
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.gan_inference = None
+        self._has_labels = True  # subclasses set has_labels = False for sets without labels
+
+    @property
+    def has_labels(self):
+        """Whether the entries carry labels: the inference plugin's answer when delegating."""
+        return self.inference_plugin().has_labels if self.is_inference_db else self._has_labels
+
+    @has_labels.setter
+    def has_labels(self, value):
+        self._has_labels = bool(value)
 
     def inference_defaults(self):
         """The gan-inference fields this training set fills in."""

@@ -373,3 +373,18 @@ def saved_model_generate(folder):
         return result["images"].numpy(), result["pixels"].numpy()
 
     return generate
+
+
+def generate_function(tower):
+    """`tower` (a z-input FrozenTower) as a differentiable TF2 function (z [N, z_dim],
+    y [N, classes] or None) -> (images uint8, pixels float32 in [-1, 1]), eager-callable."""
+    import tensorflow as tf
+
+    facts = tower.facts
+    specs = [tf.TensorSpec([None, facts.require_z_dim()], tf.float32)]
+    if facts.conditional:
+        specs.append(tf.TensorSpec([None, facts.num_classes], tf.float32))
+        wrapped = tf.compat.v1.wrap_function(lambda z, y: import_generate(tower, z, y), specs)
+        return wrapped
+    wrapped = tf.compat.v1.wrap_function(lambda z: import_generate(tower, z), specs)
+    return lambda z, y=None: wrapped(z)

@@ -42,7 +42,8 @@ class Generator:
     def __init__(self, job_dir, checkpoint="last"):
         import tensorflow.compat.v1 as tf
 
-        self.facts = facts = jobdir.read_model_facts(job_dir)
+        config = jobdir.read_config(job_dir)
+        self.facts = facts = jobdir.model_facts_from_config(job_dir, config)
         self.z_dim, self.num_classes = facts.z_dim, facts.num_classes
         self.conditional, self.input_shape = facts.conditional, list(facts.input_shape)
         checkpoint = checkpoint or "last"
@@ -61,7 +62,7 @@ class Generator:
                 if facts.conditional:
                     not_given = tf.fill(tf.shape(self.input)[:1], tf.constant(-1, tf.int64))
                     self.labels = tf.placeholder_with_default(not_given, [None], name="labels")
-            digits = bool(jobdir.read_config(job_dir).get("digits_semantics"))  # towers built as trained
+            digits = bool(config.get("digits_semantics"))  # towers built as trained
             with reuse_scope():
                 output = build_tower(model_class, facts, self.input, self.labels, "inf", ["inference"],
                                      digits=digits).inference
@@ -78,6 +79,10 @@ class Generator:
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
             self.close()
             raise TrainingError(f"{self.checkpoint}: does not match the model's variables: {error.message.splitlines()[0]}") from None
+        except tf.errors.OpError as error:  # DataLossError: a shard corrupted in place (same size, bad CRC)
+            self.close()
+            raise TrainingError(f"{self.checkpoint}: checkpoint cannot be read ({type(error).__name__}: "
+                                f"{error.message.splitlines()[0]})") from None
 
     def __enter__(self):
         return self

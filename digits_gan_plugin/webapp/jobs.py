@@ -336,6 +336,8 @@ class JobManager:
             doomed = [job.record_dir]
             if job.kind == "inference" and job.target.is_dir() and job.target != job.record_dir:
                 doomed.append(job.target)
+            if job.kind == "model":  # its inference runs and evaluations go with it
+                doomed += [run.record_dir for run in self.runs_of(job) if not run.found and run.status != RUNNING]
             for folder in doomed:
                 aside = folder.with_name(f".deleted-{folder.name}-{secrets.token_hex(2)}")
                 os.replace(folder, aside)

@@ -42,16 +42,23 @@ def syntax_report(source):
     return None
 
 
+def _check_order(dataset, definitions):
+    """Model file paths, those named after the dataset's plugin first (checked first)."""
+    plugin = str((dataset_meta(dataset.target) or {}).get("plugin_id") or "").lower()
+    names = sorted(definitions, key=lambda name: (not plugin or plugin not in name.lower(), name))
+    return [str(definitions[name]) for name in names]
+
+
 def warm_fit_checks(dataset):
     """Start checking the shipped definitions against `dataset` (no wait)."""
-    fit_checker().results(dataset.target, [str(path) for path in list_model_definitions().values()])
+    fit_checker().results(dataset.target, _check_order(dataset, list_model_definitions()))
 
 
 def _network_rows(dataset, definitions):
     """[(name, description, result or None)] best fit first, for the chosen dataset."""
     if dataset is None:
         return [(name, describe(path), None) for name, path in definitions.items()]
-    results = fit_checker().results(dataset.target, [str(path) for path in definitions.values()])
+    results = fit_checker().results(dataset.target, _check_order(dataset, definitions))
     by_name = {name: results[str(path)] for name, path in definitions.items()}
     return [(name, describe(definitions[name]), by_name[name]) for name in rank(by_name, dataset_meta(dataset.target))]
 

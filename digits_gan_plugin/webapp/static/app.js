@@ -75,11 +75,17 @@ function tooltipPlugin() {
   };
 }
 
+// y tick labels with as many decimals as the tick spacing needs (0.0002, 1.885, 60)
+function tickLabels(u, ticks, axis, space, increment) {
+  const decimals = Math.min(8, Math.max(0, -Math.floor(Math.log10(increment || 1))));
+  return ticks.map(v => v.toFixed(decimals));
+}
+
 function chartOptions(panel, width) {
   return {
     title: panel.title, width, height: 220,
     scales: {x: {time: false}},
-    axes: [{label: "step"}, {size: 64, values: (u, ticks) => ticks.map(v => +v.toPrecision(3))}],
+    axes: [{label: "step"}, {size: 64, values: tickLabels}],
     cursor: {drag: {x: true, y: false}},  // drag to zoom, double-click to reset
     series: [{label: "step"}, ...panel.series.map(s => ({
       label: s.label, stroke: s.color, width: 2, spanGaps: true, dash: s.dash ? [6, 4] : undefined,
@@ -90,7 +96,8 @@ function chartOptions(panel, width) {
 }
 
 function updateCharts(holder, charts, panels) {
-  const width = Math.max(300, holder.clientWidth - 4);
+  const columns = holder.clientWidth > 900 ? 2 : 1;
+  const width = Math.max(300, Math.floor(holder.clientWidth / columns) - 16);
   for (const panel of panels) {
     const key = panel.series.map(s => s.label).join("|");
     let entry = charts.get(panel.id);
@@ -262,7 +269,20 @@ function confirmDelete(form) {
   });
 }
 
+// A job shown on another job's page (an evaluation on the model page): reload when it ends.
+function reloadWhenEnded(node) {
+  async function tick() {
+    try {
+      const state = await (await fetch(node.dataset.reloadWhenEnded, {cache: "no-store"})).json();
+      if (state.ended) { window.location.reload(); return; }
+    } catch (failure) { /* the server restarts: try again */ }
+    setTimeout(tick, 1500);
+  }
+  tick();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-reload-when-ended]").forEach(reloadWhenEnded);
   const fields = document.getElementById("inference-fields");
   if (fields) followTask(fields);
   const status = document.getElementById("job-status");

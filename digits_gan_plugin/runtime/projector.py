@@ -1,0 +1,321 @@
+"""Fitting z (and the class) to any image: ``digits-gan latent project``.
+
+The generator is the job's frozen inference graph (``export.freeze``) as a differentiable
+TF2 function. For each image, Adam moves z to lower
+
+    loss = mean((G(z, y) - x)^2)                    pixels in [0, 1]
+         + perceptual_weight * mean((f(G) - f(x))^2) / mean(f(x)^2)
+                                                    f: the judge's penultimate features
+
+with z kept in the model's distribution after every step (uniform: clipped to [-1, 1];
+normal: clipped to +-3). Start: the encoder's z and class when an encoder job is given,
+else z = 0 (the distribution's mean). Conditional models without a given class search
+it: every class is tried for the first `search_steps`, each image keeps its best one.
+Images are independent rows of one batch (the loss is their sum, Adam is elementwise).
+
+OUT (``project_command``), staged and renamed into place:
+    z.npz             z: float32 N x D generator inputs (z, then the one-hot), what
+                      `digits-gan infer --z` reads; latent: N x z_dim; labels (int64,
+                      conditional); mse: per image; names: the image files
+    reconstruction.png  the targets (odd rows) above their reconstructions (even rows)
+    optimisation.gif  the same pairs while the optimisation runs
+    projection.json   settings, per-image MSE, seconds per image, start
+"""
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import DataError
+from ..files import move_into_place, write_json_atomic
+from ..imaging import IMAGE_SUFFIXES, make_grid, save_gif, save_png
+from ..latent import save_arrays
+
+Z_BOUNDS = {"uniform": 1.0, "normal": 3.0}
+
+
+@dataclass(frozen=True)
+class ProjectorSettings:
+    """steps: Adam steps in all; learning_rate: Adam's; perceptual_weight: weight of the
+    judge-feature term (0: pixels only); search_steps: steps of the class search
+    (None: a quarter of `steps`); frames: snapshots kept for the GIF."""
+
+    steps: int = 100
+    learning_rate: float = 0.05
+    perceptual_weight: float = 0.0
+    search_steps: Optional[int] = None
+    frames: int = 12
+
+    def check(self):
+        for name in ("steps", "frames"):
+            if getattr(self, name) < 1:
+                raise DataError(f"--{name} {getattr(self, name)}: expected an integer >= 1")
+        if not self.learning_rate > 0:
+            raise DataError(f"--lr {self.learning_rate}: expected a number > 0")
+        if self.perceptual_weight < 0:
+            raise DataError(f"--perceptual-weight {self.perceptual_weight}: expected a number >= 0")
+        if self.search_steps is not None and not 0 <= self.search_steps < self.steps:
+            raise DataError(f"--search-steps {self.search_steps}: expected 0..{self.steps - 1}")
+        return self
+
+
+@dataclass
+class Projection:
+    """vectors float32 N x D (generator inputs); z N x z_dim; labels int64 N or None;
+    reconstructions uint8 N,H,W,C; mse float64 N; frames: uint8 N,H,W,C snapshots;
+    seconds: optimisation time."""
+
+    vectors: np.ndarray
+    z: np.ndarray
+    labels: Optional[np.ndarray]
+    reconstructions: np.ndarray
+    mse: np.ndarray
+    frames: list
+    seconds: float
+
+
+class Projector:
+    """Fits z to target images for one FrozenTower (see the module docstring). judge:
+    an evaluation.DigitClassifier whose features give the perceptual term, or None."""
+
+    def __init__(self, tower, settings=ProjectorSettings(), judge=None):
+        from .export import generate_function
+
+        self.facts = tower.facts
+        self.settings = settings.check()
+        if settings.perceptual_weight and judge is None:
+            raise DataError("--perceptual-weight needs the judge (a labelled dataset)")
+        if judge is not None and list(judge.input_shape) != list(self.facts.input_shape):
+            raise DataError(f"judge expects images {judge.input_shape}, the model makes {list(self.facts.input_shape)}")
+        self.features = judge._model if judge is not None and settings.perceptual_weight else None
+        self.generate = generate_function(tower)
+        self.bound = Z_BOUNDS[self.facts.z_distribution]
+
+    def project(self, targets, z=None, labels=None):
+        """targets uint8 N,H,W,C; z: start float N x z_dim (None: 0); labels: int class
+        ids N for conditional models (None: searched) -> Projection."""
+        targets = np.asarray(targets)
+        count, z_dim = len(targets), self.facts.z_dim
+        z = np.zeros((count, z_dim), np.float32) if z is None else np.clip(np.asarray(z, np.float32), -self.bound,
+                                                                           self.bound)
+        steps, frames = self.settings.steps, []
+        start = time.perf_counter()
+        if self.facts.conditional and labels is None:
+            search = self.settings.search_steps if self.settings.search_steps is not None else steps // 4
+            z, labels = self._search_classes(targets, z, max(search, 1), frames)
+            steps -= max(search, 1)
+        if self.facts.conditional:
+            labels = np.asarray(labels, np.int64)
+            self.facts.one_hots(labels)  # DataError for a class out of range
+        z, images, mse = self._fit(targets, z, labels, steps, frames)
+        vectors = self.facts.with_labels(z, labels) if self.facts.conditional else z
+        return Projection(vectors=vectors, z=z, labels=labels, reconstructions=images, mse=mse,
+                          frames=frames, seconds=time.perf_counter() - start)
+
+    def _search_classes(self, targets, z, steps, frames):
+        """Fit every class for `steps`; each image keeps its best (z, class)."""
+        count, classes = len(targets), self.facts.num_classes
+        labels = np.tile(np.arange(classes), count)
+        z, images, mse = self._fit(np.repeat(targets, classes, axis=0), np.repeat(z, classes, axis=0), labels,
+                                   steps, None)
+        best = np.argmin(mse.reshape(count, classes), axis=1) + np.arange(count) * classes
+        frames.append(images[best])
+        return z[best], labels[best]
+
+    def _fit(self, targets, z, labels, steps, frames):
+        """`steps` Adam steps from z -> (the lowest-loss z of each row seen, its uint8
+        images, its pixel MSE): a row never ends worse than it started."""
+        import tensorflow as tf
+
+        y = tf.constant(self.facts.one_hots(labels)) if self.facts.conditional else None
+        target = tf.constant(np.asarray(targets, np.float32) / 255.0)
+        target_features = self._features(target)
+        variable = tf.Variable(z)
+        optimizer = tf.keras.optimizers.Adam(self.settings.learning_rate)
+        step = tf.function(lambda: self._step(variable, y, target, target_features, optimizer))
+        keep = set(np.linspace(0, steps - 1, min(self.settings.frames, steps)).round().astype(int).tolist()) \
+            if frames is not None else set()
+        best_z, best_loss = np.array(z, np.float32), np.full(len(z), np.inf)
+        for index in range(steps + 1):  # the last pass only scores the final z
+            if index < steps:
+                images, loss, before = (value.numpy() for value in step())
+            else:
+                before = variable.numpy()
+                images, loss = (value.numpy() for value in self._loss(tf.constant(before), y, target,
+                                                                       target_features)[::2])
+            better = loss < best_loss
+            best_z[better], best_loss[better] = before[better], loss[better]
+            if index in keep:
+                frames.append(images)
+        images, pixels, _ = self._loss(tf.constant(best_z), y, target, target_features)
+        mse = np.mean(np.square((pixels.numpy() + 1.0) / 2.0 - target.numpy()), axis=(1, 2, 3))
+        return best_z, images.numpy(), mse.astype(np.float64)
+
+    def _features(self, images01):
+        if self.features is None:
+            return None
+        return self.features(images01 * 255.0, training=False)[1]
+
+    def _loss(self, z, y, target, target_features):
+        """(uint8 images, pixels in [-1, 1], loss of each row) at z."""
+        import tensorflow as tf
+
+        images, pixels = self.generate(z, y)
+        fake = (pixels + 1.0) / 2.0
+        loss = tf.reduce_mean(tf.square(fake - target), axis=[1, 2, 3])
+        if target_features is not None:
+            scale = tf.reduce_mean(tf.square(target_features), axis=1) + 1e-6
+            loss += self.settings.perceptual_weight * tf.reduce_mean(
+                tf.square(self._features(fake) - target_features), axis=1) / scale
+        return images, pixels, loss
+
+    def _step(self, variable, y, target, target_features, optimizer):
+        """One Adam step -> (images, loss of each row, z) before it."""
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            before = tf.identity(variable)
+            images, _, loss = self._loss(before, y, target, target_features)
+            total = tf.reduce_sum(loss)
+        optimizer.apply_gradients([(tape.gradient(total, variable), variable)])
+        variable.assign(tf.clip_by_value(variable, -self.bound, self.bound))
+        return images, loss, before
+
+
+def encoder_start(encoder_job, targets, labels=None, checkpoint="last"):
+    """(z float32 N x z_dim, classes int64 N or None, reconstructions uint8) of an encoder
+    job for uint8 N,H,W,C targets (labels: the class given to its generator, or None)."""
+    from .inference import load_generator
+
+    with load_generator(encoder_job, checkpoint) as encoder:
+        if encoder.facts.inference_input != "image" or "z" not in encoder.outputs:
+            raise DataError(f"{encoder_job}: not an encoder job (expected an image input and a 'z' output)")
+        given = None if labels is None or encoder.labels is None else np.asarray(labels, np.int64)
+        outputs = encoder.run(targets, labels=given)
+    classes = outputs.get("classes")
+    return (outputs["z"].reshape(len(targets), -1).astype(np.float32),
+            None if classes is None else classes.astype(np.int64), outputs.get(encoder.image_key))
+
+
+def load_targets(paths, shape, resize=True):
+    """uint8 N,H,W,C images from image files and folders of images (sorted), made to
+    `shape` (H, W, C): another size is resized (one warning line each) unless `resize`
+    is False (DataError naming the expected shape); the channels are converted."""
+    from PIL import Image
+
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such image file or folder")
+    if not files:
+        raise DataError(f"{', '.join(map(str, paths))}: no images found")
+    height, width, channels = shape
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB")
+                if image.size != (width, height):
+                    if not resize:
+                        raise DataError(f"{path}: image is {image.size[1]}x{image.size[0]}, the model expects "
+                                        f"{height}x{width}x{channels} (drop --no-resize to resize it)")
+                    print(f"digits-gan: warning: {path}: {image.size[1]}x{image.size[0]} resized to "
+                          f"{height}x{width} (the model's image size)", file=sys.stderr)
+                    image = image.resize((width, height), Image.LANCZOS)
+                images.append(np.asarray(image, np.uint8).reshape(height, width, channels))
+        except OSError as error:
+            raise DataError(f"{path}: not a readable image ({error})") from None
+    return np.stack(images), [str(path) for path in files]
+
+
+def pairs_grid(targets, images, cols=8):
+    """Targets above their reconstructions: row pairs of at most `cols` images."""
+    rows = []
+    for start in range(0, len(targets), cols):
+        rows += [targets[start:start + cols], images[start:start + cols]]
+    width = min(cols, len(targets))
+    cells = [np.concatenate([row, np.zeros((width - len(row),) + row.shape[1:], np.uint8)]) for row in rows]
+    return make_grid(np.concatenate(cells), rows=len(cells), cols=width)
+
+
+def project_command(job_dir, images, out, encoder_job=None, label=None, settings=ProjectorSettings(),
+                    checkpoint="last", dataset=None, resize=True, overwrite=False):
+    """``digits-gan latent project``: fit each image (files / folders) -> (Projection,
+    written paths). dataset: the judge's dataset (default the job's) when the
+    perceptual term is on."""
+    from .. import jobdir
+    from .export import freeze
+
+    settings.check()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: already exists (give --overwrite to replace it)")
+    facts = jobdir.read_model_facts(job_dir)
+    facts.require_z_dim()
+    targets, names = load_targets(images, facts.input_shape, resize)
+    labels = None
+    if label is not None:
+        facts.require_conditional("project --label")
+        labels = np.full(len(targets), int(label), np.int64)
+        facts.one_hots(labels)
+    z = None
+    if encoder_job:
+        z, classes, _ = encoder_start(encoder_job, targets, labels)
+        labels = labels if labels is not None or not facts.conditional else classes
+    judge = None
+    if settings.perceptual_weight:
+        from ..evaluation import load_or_train_classifier
+
+        judge = load_or_train_classifier(dataset or jobdir.read_config(job_dir).get("dataset"), progress=False)
+    projection = Projector(freeze(job_dir, checkpoint), settings, judge).project(targets, z, labels)
+    info = dict(job=str(job_dir), encoder=encoder_job and str(encoder_job), images=names,
+                settings=asdict(settings), mse=projection.mse.tolist(), mean_mse=float(projection.mse.mean()),
+                seconds_per_image=projection.seconds / len(targets),
+                start="encoder" if encoder_job else "z = 0",
+                labels=None if projection.labels is None else projection.labels.tolist())
+    return projection, _write_projection(out, targets, projection, names, info)
+
+
+def _write_projection(out, targets, projection, names, info):
+    arrays = dict(z=projection.vectors.astype(np.float32), latent=projection.z.astype(np.float32),
+                  mse=projection.mse, names=np.asarray(names, dtype=str))
+    if projection.labels is not None:
+        arrays["labels"] = projection.labels
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        save_arrays(staged / "z.npz", arrays)
+        save_png(pairs_grid(targets, projection.reconstructions), staged / "reconstruction.png")
+        frames = projection.frames + [projection.reconstructions]
+        save_gif([pairs_grid(targets, frame) for frame in frames], staged / "optimisation.gif", duration_ms=150)
+        write_json_atomic(staged / "projection.json", info)
+        move_into_place(str(staged), str(out))
+    except OSError as error:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise DataError(f"{out}: cannot write the projection ({error.strerror or error})") from None
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return [str(out / name) for name in ("z.npz", "reconstruction.png", "optimisation.gif", "projection.json")]
+
+
+def read_projection(folder):
+    """(z.npz arrays, projection.json) of a projection folder."""
+    from ..latent import read_arrays
+
+    folder = Path(folder)
+    try:
+        info = json.loads((folder / "projection.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataError(f"{folder}/projection.json: not readable ({error})") from None
+    return read_arrays(folder / "z.npz", "projection z file"), info
