@@ -63,6 +63,10 @@ def report(result, timings):
           f"{ratios['mnist_score']:>10.3f}  >= {SCORE_TARGET} {verdict(ratios['mnist_score'], SCORE_TARGET)}")
     print(f"{'Frechet distance (floor: real)':<32}{generated['frechet_distance']:>12.3f}"
           f"{real['frechet_distance_floor']:>12.3f}")
+    print(f"{'KID (floor: real)':<32}{generated['kid']:>12.4f}{real['kid_floor']:>12.4f}  "
+          f"+- {generated['kid_std']:.4f} / {real['kid_floor_std']:.4f}")
+    for name in ("precision", "recall", "density", "coverage"):
+        print(f"{name + ' (real: val vs train)':<32}{generated[name]:>12.3f}{real['manifold_floor'][name]:>12.3f}")
     print(f"{'diversity vs real (min class)':<32}{collapse['min']:>12.3f}  (class {collapse['min_class']})")
     print("per-class diversity: " + " ".join("-" if r is None else f"{r:.2f}" for r in collapse["per_class"]))
     print("per-class accuracy:  " + " ".join(f"{a:.2f}" for a in generated["per_class_accuracy"]))

@@ -212,7 +212,7 @@ def find_checkpoint(path, which="last"):
 
 
 def latest_step(job_dir):
-    """Step of the newest checkpoint the job's state file records, or None (no TF)."""
+    """Step of the job's newest checkpoint (not validated, no TensorFlow), or None."""
     candidates = checkpoint_candidates(JobPaths(job_dir).checkpoints)
     return checkpoint_step(candidates[0]) if candidates else None
 

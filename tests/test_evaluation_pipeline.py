@@ -148,6 +148,12 @@ def test_evaluate_end_to_end_writes_eval_json(tiny_job, cache, capsys, monkeypat
     assert diversity["per_class"][diversity["min_class"]] == diversity["min"]
     assert isinstance(result["summary"], str)
     assert not [name for name in os.listdir(tiny_job) if name.startswith(".eval.json")]
+    # KID and the k-NN manifold figures in the judge's feature space, with the real floors
+    assert generated["kid_std"] >= 0 and real["kid_floor_std"] >= 0 and np.isfinite(generated["kid"])
+    for name in ("precision", "recall", "coverage"):
+        assert 0.0 <= generated[name] <= 1.0 and 0.0 <= real["manifold_floor"][name] <= 1.0
+    assert generated["density"] >= 0.0
+    assert "KID" in printed and "precision" in printed and "coverage" in printed
 
 
 def test_evaluate_is_reproducible_for_a_seed(tiny_job, cache):

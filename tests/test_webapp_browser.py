@@ -102,7 +102,7 @@ def run_inference(page):
     assert page.input_value("#task") == "class-sweep"
     page.fill("#rows", "3")
     page.fill("#seed", "1")
-    shot(page, "model", "webui-model.png")
+    shot(page, "model-trained")
     page.click("#run-inference")
     wait_status(page)
     grid = page.wait_for_selector("#result .gan-view img, #result img")
@@ -119,14 +119,18 @@ def evaluate_and_gallery(page):
     page.click("#evaluate-button")
     page.wait_for_selector("#evaluation-figures", timeout=JOB_TIMEOUT_MS * 2)  # the page reloads when it ends
     assert "conditional accuracy" in page.text_content("#evaluation-figures")
-    shot(page, "model-evaluated")
+    shot(page, "model-evaluated", "webui-model.png")
     page.click("#write-gallery")
     page.wait_for_selector("img")
     shot(page, "gallery", "webui-gallery.png")
     page.go_back()
 
 
-def delete_model(page, base, jobs_dir):
+def delete_model(page, base, jobs_dir, model_url):
+    page.goto(base + "/")
+    assert "tiny digits" in page.text_content("#models")  # models grouped by their dataset
+    shot(page, "home", "webui-home.png")
+    page.goto(model_url)
     before = len(list(jobs_dir.iterdir()))
     page.once("dialog", lambda dialog: dialog.accept("tiny cGAN"))
     page.click("#manage summary")
@@ -134,7 +138,6 @@ def delete_model(page, base, jobs_dir):
     page.wait_for_url(base + "/")
     assert "tiny cGAN" not in page.text_content("#models")
     assert len(list(jobs_dir.iterdir())) < before
-    shot(page, "home", "webui-home.png")
 
 
 def test_a_user_trains_tests_evaluates_and_deletes_a_model_in_chromium(server):
@@ -160,8 +163,7 @@ def test_a_user_trains_tests_evaluates_and_deletes_a_model_in_chromium(server):
             run_inference(page)
             page.goto(model_url)
             evaluate_and_gallery(page)
-            page.goto(model_url)
-            delete_model(page, base, jobs_dir)
+            delete_model(page, base, jobs_dir, model_url)
         finally:
             browser.close()
     assert remote == [], "the web UI must not fetch anything from outside"

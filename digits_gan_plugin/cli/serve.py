@@ -43,7 +43,8 @@ def run_serve(args):
         from ..webapp.app import create_app
         from ..webapp.safety import served_hosts
     except ImportError as error:
-        raise DigitsGanError(f"serve needs the web extra ({error.name} is missing): pip install 'digits-gan[web]'") from None
+        raise DigitsGanError(f"serve needs the web extra ({error.name} is missing): "
+                             "pip install 'digits-gan[web]'") from None
     for root in args.allow_root:
         if not os.path.isdir(root):
             raise DataError(f"--allow-root {root}: no such folder")

@@ -101,9 +101,12 @@ def facts_from_instance(facts, model):
         flat = not isinstance(output, dict) and getattr(output, "shape", None) is not None and output.shape.ndims == 2
         inference_input = "image" if flat else "z"
     try:
-        return facts.replace(z_dim=z_dim, inference_input=inference_input)
+        facts = facts.replace(z_dim=z_dim, inference_input=inference_input)
     except DataError as error:
         raise ModelDefinitionError(f"{facts.network}: UserModel {error}") from None
+    if inference_input == "image":
+        inference_outputs(model.inference, facts)  # a 2-D output must be [z | pixels]
+    return facts
 
 
 @dataclass

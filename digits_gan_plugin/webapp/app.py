@@ -33,7 +33,8 @@ def create_app(jobs_dir="digits-gan-jobs", allow_roots=(), max_upload_mb=MAX_UPL
     app = Flask(__name__)
     app.config.update(SECRET_KEY=secret_key(), MAX_CONTENT_LENGTH=max_upload_mb * 1024 * 1024,
                       MAX_FORM_MEMORY_SIZE=max_upload_mb * 1024 * 1024, MAX_FORM_PARTS=MAX_FORM_PARTS,
-                      WTF_CSRF_TIME_LIMIT=None, DIGITS_GAN_MAX_PIXELS=max_pixels, DIGITS_GAN_MAX_UPLOAD_MB=max_upload_mb)
+                      WTF_CSRF_TIME_LIMIT=None, DIGITS_GAN_MAX_PIXELS=max_pixels,
+                      DIGITS_GAN_MAX_UPLOAD_MB=max_upload_mb)
     app.extensions["digits_gan_jobs"] = manager
     app.extensions["digits_gan_guard"] = PathGuard([manager.jobs_dir, *allow_roots])
     app.add_template_filter(common.when, "when")

@@ -130,7 +130,8 @@ def main(job_dir):
         log.write(f"[exit code {code}]\n")
     data = json.loads(job_file.read_text(encoding="utf-8"))
     status = DONE if code == 0 else STOPPED if code == 130 or state["stopped"] else ERROR
-    data.update(status=status, exit_code=code, finished=now(), error=(pump.error or pump.last_line) if status == ERROR else None)
+    error = (pump.error or pump.last_line) if status == ERROR else None
+    data.update(status=status, exit_code=code, finished=now(), error=error)
     write_json_atomic(job_file, data)
     return 0
 

@@ -242,11 +242,13 @@ function followFitChecks(table) {
 
 // ------------------------------------------------------------------ small things
 function zoom(event) {
-  const link = event.target.closest("[data-zoom]");
+  // pictures marked data-zoom, and every picture of a rendered result
+  const link = event.target.closest("[data-zoom]") ||
+    (event.target.matches(".result-body img") && !event.target.closest("a") ? event.target : null);
   if (!link) return;
   event.preventDefault();
   const overlay = document.getElementById("zoom");
-  const source = link.querySelector("img") || link;
+  const source = link.tagName === "IMG" ? link : link.querySelector("img") || link;
   overlay.querySelector("img").src = source.currentSrc || source.src || link.href;
   overlay.hidden = false;
 }

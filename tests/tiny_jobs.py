@@ -1,0 +1,20 @@
+"""Tiny trained jobs shared by the export, projector and directions tests: each is
+trained once per test session (one step on the tiny MNIST dataset) and reused."""
+from digits_gan_plugin.runtime.trainer import TrainOptions, train
+
+_JOBS = {}
+
+
+def tiny_jobs(tmp_path_factory, dataset):
+    """{'gan': conditional network-mnist job, 'encoder': network-mnist-encoder job from
+    it, 'simple': unconditional network-mnist-simple job} (paths)."""
+    if not _JOBS:
+        root = tmp_path_factory.mktemp("tiny_jobs")
+        for name, network, weights in (("gan", "network-mnist", None),
+                                        ("encoder", "network-mnist-encoder", root / "gan"),
+                                        ("simple", "network-mnist-simple", None)):
+            options = TrainOptions(dataset=str(dataset), network=network, epochs=1, batch_size=8, max_steps=1,
+                                   seed=0, threads=2, weights=str(weights) if weights else None)
+            train(options, root / name, progress=False)
+            _JOBS[name] = root / name
+    return dict(_JOBS)
