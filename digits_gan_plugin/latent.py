@@ -82,9 +82,8 @@ def _parse_numbers(text, what):
             value = float(token)
         except ValueError:
             raise DataError(f"{what}: {token!r} at position {position} is not a number") from None
-        if not np.isfinite(value) or abs(value) > _FLOAT32_MAX:
-            raise DataError(f"{what}: {token!r} at position {position} is not a finite float32 number "
-                            f"(expected |x| <= {_FLOAT32_MAX:.4g})")
+        if _not_float32(value):
+            raise DataError(f"{what}: {token!r} at position {position} {_not_float32(value)}")
         values.append(value)
     return np.asarray(values, dtype=np.float32)
 
@@ -121,9 +120,18 @@ def check_finite(values, what):
         where = ", ".join(f"{axis} {i + 1}" for axis, i in zip(("row", "column", "item"), index[-3:]))
         if len(index) == 1:
             where = f"position {index[0] + 1}"
-        raise DataError(f"{what}: {float(array[index])!r} at {where or 'its only value'} is not a finite "
-                        f"float32 number (expected |x| <= {_FLOAT32_MAX:.4g})")
+        value = float(array[index])
+        raise DataError(f"{what}: {value!r} at {where or 'its only value'} {_not_float32(value)}")
     return array.astype(np.float32)
+
+
+def _not_float32(value):
+    """Why the float `value` cannot be a float32 input, or None."""
+    if not np.isfinite(value):
+        return "is not a finite number"
+    if abs(value) > _FLOAT32_MAX:
+        return f"is outside float32's range (|x| <= {_FLOAT32_MAX:.4g}; it would become inf)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -568,7 +576,7 @@ def read_z_file(path):
     """float32 N x D vectors from .npz (array 'z' or the only one), .h5/.hdf5 (dataset
     'z' or the only one) or text (one vector per line, whitespace or comma separated).
     DataError naming `path` when it is unreadable, empty, ragged or holds a value that
-    is not a finite float32."""
+    is not a finite float32 number."""
     path = os.fspath(path)
     if path.lower().endswith((".npz", ".h5", ".hdf5")):
         arrays = read_arrays(path, "z file")

@@ -34,25 +34,22 @@ def exported(jobs, tmp_path_factory):
     return out
 
 
-def z_and_y(count=Z_COUNT, seed=3):
-    rng = np.random.default_rng(seed)
-    z = rng.uniform(-1, 1, (count, 100)).astype(np.float32)
-    y = np.eye(10, dtype=np.float32)[rng.integers(10, size=count)]
-    return z, y
+@pytest.fixture(scope="module")
+def reference(jobs, tmp_path_factory):
+    """(z, y, the images `digits-gan infer --z` makes of them)."""
+    rng = np.random.default_rng(3)
+    z = rng.uniform(-1, 1, (Z_COUNT, 100)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(10, size=Z_COUNT)]
+    folder = tmp_path_factory.mktemp("reference")
+    np.savez(folder / "z.npz", z=np.concatenate([z, y], axis=1))
+    infer_command(jobs["gan"], z_file=str(folder / "z.npz"), out=str(folder / "result"))
+    return z, y, InferenceResult(folder / "result").images
 
 
-def infer_images(job, vectors, tmp_path):
-    path = tmp_path / "z.npz"
-    np.savez(path, z=vectors)
-    infer_command(job, z_file=str(path), out=str(tmp_path / "result"))
-    return InferenceResult(tmp_path / "result").images
-
-
-def test_saved_model_gives_infer_images_exactly(jobs, exported, tmp_path):
+def test_saved_model_gives_infer_images_exactly(exported, reference):
     import tensorflow as tf
 
-    z, y = z_and_y()
-    expected = infer_images(jobs["gan"], np.concatenate([z, y], axis=1), tmp_path)
+    z, y, expected = reference
     generate = tf.saved_model.load(str(exported / "saved_model")).signatures["generate"]  # TF alone
     outputs = generate(z=tf.constant(z), y=tf.constant(y))
     images, pixels = outputs["images"].numpy(), outputs["pixels"].numpy()
@@ -63,11 +60,10 @@ def test_saved_model_gives_infer_images_exactly(jobs, exported, tmp_path):
     assert np.abs(np.rint((pixels + 1) * 127.5) - expected).max() <= 1
 
 
-def test_tflite_interpreter_matches_infer(jobs, exported, tmp_path):
+def test_tflite_interpreter_matches_infer(exported, reference):
     import tensorflow as tf
 
-    z, y = z_and_y()
-    expected = infer_images(jobs["gan"], np.concatenate([z, y], axis=1), tmp_path)
+    z, y, expected = reference
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         interpreter = tf.lite.Interpreter(model_path=str(exported / "generator.tflite"))
@@ -84,14 +80,13 @@ def test_tflite_interpreter_matches_infer(jobs, exported, tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed "
                     "(pip install \"digits-gan[export]\")")
-def test_onnx_runtime_matches_infer(jobs, exported, tmp_path):
+def test_onnx_runtime_matches_infer(exported, reference):
     import onnx
     import onnxruntime
 
     assert max(entry.version for entry in onnx.load(str(exported / "generator.onnx")).opset_import
                if entry.domain in ("", "ai.onnx")) >= 15
-    z, y = z_and_y(count=3, seed=4)  # dynamic batch
-    expected = infer_images(jobs["gan"], np.concatenate([z, y], axis=1), tmp_path)
+    z, y, expected = (array[:3] for array in reference)  # the batch size is free
     session = onnxruntime.InferenceSession(str(exported / "generator.onnx"), providers=["CPUExecutionProvider"])
     images, pixels = session.run(["images:0", "pixels:0"], {"z:0": z, "y:0": y})
     difference = np.abs(images.astype(int) - expected).max()

@@ -102,9 +102,12 @@ def steps(job):
 
 # ------------------------------------------------------------------ model code at run time
 
-@pytest.mark.parametrize("where, line", [("loss", 36), ("inference", 26)])
-def test_a_run_time_failure_in_model_code_is_one_line_naming_file_and_line(dataset, tmp_path, capsys, where, line):
+@pytest.mark.parametrize("where, operand", [("loss", "self.x"), ("inference", "images")])
+def test_a_run_time_failure_in_model_code_is_one_line_naming_file_and_line(dataset, tmp_path, capsys, where,
+                                                                           operand):
     network = model(tmp_path, assert_in=where)
+    lines = network.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if f"assert_negative(tf.reduce_max({operand}))" in text)
     assert main(train_args(dataset, network, tmp_path / "job", "--epochs", "1")) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "Traceback" not in error
@@ -125,7 +128,7 @@ def test_a_nan_validation_loss_stops_training(dataset, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "validation loss entry 'loss' is nan after epoch 1" in error and "Traceback" not in error
     assert not (job / "checkpoints" / "model.ckpt-4.index").exists()  # the epoch's weights are not kept
-    assert [r["epoch"] for r in rows(job)] == ["1"] and rows(job)[0]["val_loss"] == ""
+    assert [r["epoch"] for r in rows(job)] == ["1"] and rows(job)[0].get("val_loss", "") == ""
 
 
 # ------------------------------------------------------------------ full disk

@@ -122,7 +122,7 @@ def evaluate_and_gallery(page):
     shot(page, "model-evaluated", "webui-model.png")
     page.click("#write-gallery")
     page.wait_for_selector("img")
-    shot(page, "gallery", "webui-gallery.png")
+    shot(page, "gallery")
     page.go_back()
 
 

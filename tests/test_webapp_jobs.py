@@ -256,3 +256,74 @@ def test_a_found_job_is_not_deleted_by_the_ui(walkthrough):
 def test_the_favicon_is_served(tmp_path):
     response = create_app(str(tmp_path / "jobs")).test_client().get("/favicon.ico")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+
+
+def test_the_snapshot_timelapse_plays_every_epoch_forward_and_back(tmp_path):
+    from PIL import Image
+
+    jobs_dir = tmp_path / "jobs"
+    record = model_record(jobs_dir, GENERATOR)
+    samples = record / "model" / "samples"
+    samples.mkdir()
+    for epoch in (1, 2, 3):
+        Image.new("RGB", (12, 12), (80 * epoch, 0, 0)).save(samples / f"fakes_epoch{epoch:04d}.png")
+    client = create_app(str(jobs_dir)).test_client()
+    page = client.get(f"/jobs/{record.name}").get_data(as_text=True)
+    assert "fakes_epoch0001.png" in page and 'id="snapshot-range"' in page and "timelapse of the 3 epochs" in page
+    gif = Image.open(io.BytesIO(client.get(f"/jobs/{record.name}/timelapse.gif").data))
+    reds = []
+    for frame in range(gif.n_frames):
+        gif.seek(frame)
+        reds.append(gif.convert("RGB").getpixel((0, 0))[0])
+    assert reds == [80, 160, 240, 160]
+
+
+def test_a_dataset_page_shows_the_class_histogram_and_the_mean_image(tiny_mnist_dataset, tmp_path):
+    client = create_app(str(tmp_path / "jobs"), allow_roots=[str(tiny_mnist_dataset.parent)]).test_client()
+    job_id = found_id(tiny_mnist_dataset)
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    histogram = page.split('id="class-histogram"')[1]
+    assert histogram.count('class="bar"') == 20 and "160 entries" in histogram
+    mean = client.get(f"/jobs/{job_id}/mean.png")
+    assert mean.status_code == 200 and mean.mimetype == "image/png"
+
+
+def test_an_encoded_image_offers_its_z_to_a_sweep_of_the_gan_it_came_from(tmp_path):
+    import numpy as np
+
+    from digits_gan_plugin import jobdir
+
+    jobs_dir = tmp_path / "jobs"
+    gan = model_record(jobs_dir, GENERATOR, "20260101-000000-gan")
+    encoder = model_record(jobs_dir, ENCODER, "20260101-000000-enc")
+    config = json.loads((encoder / "model" / "config.json").read_text())
+    (encoder / "model" / "config.json").write_text(json.dumps(dict(config, weights=str(gan / "model"))))
+    result = encoder / "model" / "inference" / "encoded"
+    z = np.array([[0.5, -0.25, 0.0, 1.0], [0.1, 0.2, 0.3, 0.4]], np.float32)
+    jobdir.write_result(result, {"inputs": np.zeros((2, 8, 8, 1), np.uint8), "images": np.zeros((2, 8, 8, 1), np.uint8),
+                                 "z": z}, info={"task": "encode-list"})
+    fake_record(jobs_dir, "20260101-000001-run", "inference", model="20260101-000000-enc", task="encode-list",
+                target=str(result), view_options={"task": "encoder"})
+    client = create_app(str(jobs_dir)).test_client()
+    page = client.get("/jobs/20260101-000001-run").get_data(as_text=True)
+    assert 'id="show-as"' not in page  # an encoder's result is shown one way only
+    links = re.findall(r'class="btn btn-default btn-sm use-z" href="([^"]+)"', page)
+    assert len(links) == 2 and links[0].startswith("/jobs/20260101-000000-gan?")
+    form = client.get(links[0].replace("&amp;", "&")).get_data(as_text=True)
+    textarea = form.split('name="z"')[1].split("</textarea>")[0]
+    assert "[0.5, -0.25, 0.0, 1.0]" in textarea  # the class-sweep form, filled with image 1's z
+    assert client.get("/jobs/20260101-000001-run?view_task=grid").status_code == 422
+
+
+def test_tensorboard_says_how_to_install_it_when_missing(tmp_path, monkeypatch):
+    from digits_gan_plugin.webapp import tensorboard
+
+    monkeypatch.setattr(tensorboard, "available", lambda: False)
+    jobs_dir = tmp_path / "jobs"
+    record = model_record(jobs_dir, GENERATOR)
+    client = create_app(str(jobs_dir)).test_client()
+    page = client.get(f"/jobs/{record.name}").get_data(as_text=True)
+    assert re.search(r'id="tensorboard-button"\s+disabled', page)
+    token = csrf_token(client, f"/jobs/{record.name}")
+    response = client.post(f"/jobs/{record.name}/tensorboard", data={"csrf_token": token})
+    assert response.status_code == 422 and "pip install tensorboard" in response.get_data(as_text=True)

@@ -124,9 +124,9 @@ def test_a_symlinked_folder_leaving_the_roots_is_not_listed(jobs_dir, tmp_path):
 # ------------------------------------------------------------------ sizes and custom code
 def test_an_oversized_text_field_is_refused(client, jobs_dir):
     token = csrf_token(client, "/datasets/new/mnist")
-    response = client.post("/datasets/new/mnist", data=dataset_post(token, source="x" * 5000))
+    response = client.post("/datasets/new/mnist", data=dataset_post(token, source="x" * 70000))
     assert response.status_code == 413
-    assert "source: 5000 characters is more than the limit" in response.get_data(as_text=True)
+    assert "source: 70000 characters is more than the limit" in response.get_data(as_text=True)
     response = client.post("/datasets/new/mnist", data=dataset_post(token, job_name="n" * 81))
     assert response.status_code == 400
     assert job_folders(jobs_dir) == []

@@ -122,7 +122,8 @@ class Generator:
             try:
                 chunks.append(self.session.run(self.outputs, feed))
             except model_run_errors() as error:
-                raise run_error(error, self.facts.network, f"running inference on rows {start}..") from None
+                raise run_error(error, self.facts.network, f"running inference on rows {start}..",
+                                self.graph) from None
         return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in self.outputs}
 
     def _check_labels(self, labels, count):

@@ -11,6 +11,7 @@ text, so it does not import TensorFlow; executing them does.
 import ast
 import contextlib
 import math
+import re
 import traceback
 from pathlib import Path
 
@@ -102,16 +103,35 @@ def _read_source(path):
                                    f"save the model file as UTF-8") from None
 
 
-def run_error(error, path, what):
+def run_error(error, path, what, graph=None):
     """The one-line error for a TensorFlow run-time failure (tf.errors.OpError) while
-    `what`: a ModelDefinitionError 'FILE:LINE: ...' when the failing op was created by
-    the model file at `path`, else a TrainingError."""
-    op = getattr(error, "op", None)
-    frames = [frame for frame in (getattr(op, "traceback", None) or []) if frame[0] == str(path)]
-    detail = " ".join((getattr(error, "message", "") or str(error)).split("\n")[0].split())[:300]
-    if frames:
-        return ModelDefinitionError(f"{path}:{frames[-1][1]}: {type(error).__name__} while {what}: {detail}")
+    `what`: a ModelDefinitionError 'FILE:LINE: ...' when the failing op (named in the
+    message, looked up in `graph`) was created by the model file at `path`, else a
+    TrainingError."""
+    message = getattr(error, "message", "") or str(error)
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line.strip().startswith("Graph execution error")]
+    detail = " ".join(re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", lines[0] if lines else "").split())[:300]
+    path = Path(path).resolve()  # as load_model_class compiled it
+    line = _model_line(error, message, str(path), graph)
+    if line:
+        return ModelDefinitionError(f"{path}:{line}: {type(error).__name__} while {what}: {detail}")
     return TrainingError(f"{type(error).__name__} while {what}: {detail}")
+
+
+def _model_line(error, message, path, graph):
+    """Line of the model file that created the failing op, or None."""
+    ops = [error.op] if getattr(error, "op", None) is not None else []
+    if graph is not None:
+        for name in reversed(re.findall(r"\{\{node ([^}]+)\}\}", message)):
+            # a node inside a function body (e.g. an assertion's guard) is named alone
+            ops += [op for op in graph.get_operations()
+                    if op.name == name or op.name.endswith("/" + name) or f"/{name}/" in op.name]
+    for op in ops:
+        frames = [frame for frame in (op.traceback or []) if frame[0] == path]
+        if frames:
+            return frames[-1][1]
+    return None
 
 
 def model_run_errors():

@@ -8,7 +8,7 @@ TF2 function. For each image, Adam moves z to lower
                                                     f: the judge's penultimate features
 
 with z kept in the model's distribution after every step (uniform: clipped to [-1, 1];
-normal: clipped to +-3). Start: the encoder's z and class when an encoder job is given,
+normal: clipped to +-3) and the lowest-loss z of each image kept. Start: the encoder's z and class when an encoder job is given,
 else z = 0 (the distribution's mean). Conditional models without a given class search
 it: every class is tried for the first `search_steps`, each image keeps its best one.
 Images are independent rows of one batch (the loss is their sum, Adam is elementwise).
@@ -68,7 +68,8 @@ class ProjectorSettings:
 @dataclass
 class Projection:
     """vectors float32 N x D (generator inputs); z N x z_dim; labels int64 N or None;
-    reconstructions uint8 N,H,W,C; mse float64 N; frames: uint8 N,H,W,C snapshots;
+    reconstructions uint8 N,H,W,C; mse float64 N (of the uint8 reconstructions, pixels
+    in [0, 1]); frames: uint8 N,H,W,C snapshots;
     seconds: optimisation time."""
 
     vectors: np.ndarray
@@ -96,6 +97,10 @@ class Projector:
         self.features = judge._model if judge is not None and settings.perceptual_weight else None
         self.generate = generate_function(tower)
         self.bound = Z_BOUNDS[self.facts.z_distribution]
+        import tensorflow as tf
+
+        # one trace serves batches of any size (reduce_retracing generalises the shapes)
+        self._gradient = tf.function(self._loss_and_gradient, reduce_retracing=True)
 
     def project(self, targets, z=None, labels=None):
         """targets uint8 N,H,W,C; z: start float N x z_dim (None: 0); labels: int class
@@ -130,62 +135,59 @@ class Projector:
 
     def _fit(self, targets, z, labels, steps, frames):
         """`steps` Adam steps from z -> (the lowest-loss z of each row seen, its uint8
-        images, its pixel MSE): a row never ends worse than it started."""
+        images, its pixel MSE): a row never ends worse than it started.
+
+        Adam runs in numpy on the gradient of one traced function, which serves every
+        batch (the class search's N x classes rows and the fit's N)."""
         import tensorflow as tf
 
         y = tf.constant(self.facts.one_hots(labels)) if self.facts.conditional else None
         target = tf.constant(np.asarray(targets, np.float32) / 255.0)
         target_features = self._features(target)
-        variable = tf.Variable(z)
-        optimizer = tf.keras.optimizers.Adam(self.settings.learning_rate)
-        step = tf.function(lambda: self._step(variable, y, target, target_features, optimizer))
-        keep = set(np.linspace(0, steps - 1, min(self.settings.frames, steps)).round().astype(int).tolist()) \
+        keep = set(np.linspace(0, steps, min(self.settings.frames, steps + 1)).round().astype(int).tolist()) \
             if frames is not None else set()
-        best_z, best_loss = np.array(z, np.float32), np.full(len(z), np.inf)
+        z = np.array(z, np.float32)
+        best_z, best_loss = z.copy(), np.full(len(z), np.inf)
+        moment, second = np.zeros_like(z), np.zeros_like(z)
+        beta1, beta2, rate = 0.9, 0.999, self.settings.learning_rate
         for index in range(steps + 1):  # the last pass only scores the final z
-            if index < steps:
-                images, loss, before = (value.numpy() for value in step())
-            else:
-                before = variable.numpy()
-                images, loss = (value.numpy() for value in self._loss(tf.constant(before), y, target,
-                                                                       target_features)[::2])
+            images, loss, gradient = (value.numpy() for value in self._gradient(tf.constant(z), y, target,
+                                                                                target_features))
             better = loss < best_loss
-            best_z[better], best_loss[better] = before[better], loss[better]
+            best_z[better], best_loss[better] = z[better], loss[better]
             if index in keep:
                 frames.append(images)
-        images, pixels, _ = self._loss(tf.constant(best_z), y, target, target_features)
-        mse = np.mean(np.square((pixels.numpy() + 1.0) / 2.0 - target.numpy()), axis=(1, 2, 3))
-        return best_z, images.numpy(), mse.astype(np.float64)
+            if index == steps:
+                break
+            moment = beta1 * moment + (1 - beta1) * gradient
+            second = beta2 * second + (1 - beta2) * np.square(gradient)
+            step = rate * (moment / (1 - beta1 ** (index + 1))) / (np.sqrt(second / (1 - beta2 ** (index + 1))) + 1e-8)
+            z = np.clip(z - step, -self.bound, self.bound).astype(np.float32)
+        images = self.generate(tf.constant(best_z), y)[0].numpy()
+        mse = np.mean(np.square(images / 255.0 - np.asarray(targets) / 255.0), axis=(1, 2, 3))
+        return best_z, images, mse
 
     def _features(self, images01):
         if self.features is None:
             return None
         return self.features(images01 * 255.0, training=False)[1]
 
-    def _loss(self, z, y, target, target_features):
-        """(uint8 images, pixels in [-1, 1], loss of each row) at z."""
-        import tensorflow as tf
-
-        images, pixels = self.generate(z, y)
-        fake = (pixels + 1.0) / 2.0
-        loss = tf.reduce_mean(tf.square(fake - target), axis=[1, 2, 3])
-        if target_features is not None:
-            scale = tf.reduce_mean(tf.square(target_features), axis=1) + 1e-6
-            loss += self.settings.perceptual_weight * tf.reduce_mean(
-                tf.square(self._features(fake) - target_features), axis=1) / scale
-        return images, pixels, loss
-
-    def _step(self, variable, y, target, target_features, optimizer):
-        """One Adam step -> (images, loss of each row, z) before it."""
+    def _loss_and_gradient(self, z, y, target, target_features):
+        """(uint8 images, loss of each row, d(sum of losses)/dz) at z (traced once per
+        kind of batch: see __init__)."""
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            before = tf.identity(variable)
-            images, _, loss = self._loss(before, y, target, target_features)
+            tape.watch(z)
+            images, pixels = self.generate(z, y)
+            fake = (pixels + 1.0) / 2.0
+            loss = tf.reduce_mean(tf.square(fake - target), axis=[1, 2, 3])
+            if target_features is not None:
+                scale = tf.reduce_mean(tf.square(target_features), axis=1) + 1e-6
+                loss += self.settings.perceptual_weight * tf.reduce_mean(
+                    tf.square(self._features(fake) - target_features), axis=1) / scale
             total = tf.reduce_sum(loss)
-        optimizer.apply_gradients([(tape.gradient(total, variable), variable)])
-        variable.assign(tf.clip_by_value(variable, -self.bound, self.bound))
-        return images, loss, before
+        return images, loss, tape.gradient(total, z)
 
 
 def encoder_start(encoder_job, targets, labels=None, checkpoint="last"):

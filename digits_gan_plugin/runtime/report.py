@@ -155,7 +155,7 @@ class Reporter:
         try:
             return self.session.run(fetches, feed)
         except model_run_errors() as error:
-            raise run_error(error, self.built.facts.network, what) from None
+            raise run_error(error, self.built.facts.network, what, self.built.graph) from None
 
     def _epoch_summaries(self, step, val_means, images_per_sec):
         import tensorflow.compat.v1 as tf

@@ -405,7 +405,8 @@ class _Loop:
         try:
             values = self.session.run(fetches, feed_dict=feed)
         except model_run_errors() as error:
-            raise run_error(error, self.built.facts.network, f"running step {step} (epoch {epoch + 1})") from None
+            raise run_error(error, self.built.facts.network, f"running step {step} (epoch {epoch + 1})",
+                            self.built.graph) from None
         for name, value in values["losses"].items():
             if not math.isfinite(value):
                 raise TrainingError(f"loss entry {name!r} is {value} at step {step} (epoch {epoch + 1}); "

@@ -21,13 +21,11 @@ def home():
     jobs = manager().all()
     datasets = [job for job in jobs if job.kind == "dataset"]
     models = [job for job in jobs if job.kind == "model"]
-    groups = {}
-    for model in models:
-        groups.setdefault(model.dataset_id or "", []).append(model)
     names = {job.id: job.name for job in datasets}
-    grouped = [(names.get(key, next((m.dataset_name for m in members if m.dataset_name), "other")), members)
-               for key, members in groups.items()]
-    return render_template("home.html", datasets=datasets, model_groups=grouped, plugins=_plugin_groups(),
+    groups = {}  # dataset name -> its models, newest group first
+    for model in models:
+        groups.setdefault(names.get(model.dataset_id) or model.dataset_name or "another dataset", []).append(model)
+    return render_template("home.html", datasets=datasets, model_groups=list(groups.items()), plugins=_plugin_groups(),
                            dataset_info={job.id: dataset_summary(job) for job in datasets})
 
 

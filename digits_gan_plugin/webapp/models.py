@@ -1,12 +1,13 @@
 """New model (networks checked against the dataset first) and the model page: live
 charts, snapshots, checkpoints, evaluation, TensorBoard, gallery and the inference form."""
 import ast
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 
 from .. import jobdir
 from ..errors import DataError, DigitsGanError
@@ -22,6 +23,7 @@ from .store import dataset_meta
 
 blueprint = Blueprint("models", __name__)
 EVALUATE_SAMPLES = 1000
+TIMELAPSE_FRAME_MS = 400
 
 
 def fit_checker():
@@ -278,6 +280,27 @@ def job_metrics(job_id):
     return jsonify(status=job.status, sample=sample, sample_name=latest[0][1] if latest else None,
                    panels=charts.panels(rows, step_rows), progress=job.progress(),
                    epochs=[{k: number(v) for k, v in row.items()} for row in rows][-1:])
+
+
+@blueprint.route("/jobs/<job_id>/timelapse.gif")
+def timelapse(job_id):
+    """Every epoch's fixed-seed grid as one GIF that plays forward and back (made on the
+    fly: nothing is written into the job)."""
+    from PIL import Image
+
+    job = job_or_404(job_id, "model")
+    samples = jobdir.JobPaths(job.target).samples
+    frames = []
+    for _, name in snapshots(job):
+        with Image.open(samples / name) as image:
+            frames.append(image.convert("RGB"))
+    if not frames:
+        raise DataError(f"{job.name}: no sample grids yet")
+    frames += frames[-2:0:-1]  # ping-pong
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=TIMELAPSE_FRAME_MS, loop=0)
+    buffer.seek(0)
+    return send_file(buffer, mimetype="image/gif", max_age=0)
 
 
 @blueprint.post("/jobs/<job_id>/evaluate")

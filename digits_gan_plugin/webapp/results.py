@@ -4,11 +4,12 @@ selector, a seed drawn and shown) and the result pages, drawn by the view plugin
 import os
 import secrets
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from .. import jobdir, latent
 from ..data_plugins import available_plugins
 from ..errors import DataError, DigitsGanError
+from ..options import to_cli_args
 from .common import (INFERENCE_PLUGIN, VIEW_FOR_TASK, bare_form, check_paths, fitting_tasks, fitting_view_tasks,
                      job_or_404, manager, model_facts, option_values, render_plugin_form, view_plugins)
 from .jobs import cli_command
@@ -77,8 +78,6 @@ def _uploads(task_name):
         raise DataError("images: uploads are used by the encode-list task only")
     if len(uploads) > MAX_UPLOADS:
         raise DataError(f"images: at most {MAX_UPLOADS} files at once, got {len(uploads)}")
-    from flask import current_app
-
     limit = current_app.config["DIGITS_GAN_MAX_PIXELS"]
     return [(os.path.basename(f.filename), check_image_upload(f, limit)) for f in uploads]
 
@@ -124,7 +123,7 @@ def infer(job_id):
         return models.model_page(job, state)
     folder = manager().new_folder()
     options = [o for o in _plugin().task_command_options(task.name) if o.name != "job"]
-    args = _plugin_args(options, params)
+    args = to_cli_args(options, params)
     if images:
         upload_dir = folder / "uploads"
         upload_dir.mkdir()
@@ -141,12 +140,6 @@ def infer(job_id):
                            target=result_dir, latent=latent_dir, checkpoint=request.form.get("checkpoint", "last"),
                            params={key: value for key, value in params.items() if value not in (None, "")})
     return redirect(url_for("manage.show_job", job_id=run.id))
-
-
-def _plugin_args(options, params):
-    from ..options import to_cli_args
-
-    return to_cli_args(options, params)
 
 
 def inference_page(job):
@@ -176,7 +169,10 @@ def render_result(job, facts):
         options["task"] = asked
     elif options.get("task") not in view_tasks:
         options["task"] = view_tasks[0]
-    visualization = views[view_id](str(job.latent_dir), **options)
+    # the inference dataset gives the view its grid and sweep; the result's own record of
+    # them serves when that dataset is gone (the walkthrough rewrites its inputs)
+    source = str(job.latent_dir) if job.latent_dir.is_dir() else {"latent": result.latent}
+    visualization = views[view_id](source, **options)
     outputs = {key: value for key, value in result.arrays.items() if key != "inputs"}
     items = []
     for index in range(len(result.arrays["inputs"])):

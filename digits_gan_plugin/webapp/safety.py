@@ -17,7 +17,7 @@ from ..errors import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
-MAX_FIELD_CHARS = 4000  # any one form field (names, z vectors, paths, coefficients)
+MAX_FIELD_CHARS = 64 * 1024  # any one form field (names, paths, z vectors: an animation holds several)
 MAX_SOURCE_CHARS = 512 * 1024  # a pasted model file
 SOURCE_FIELDS = ("custom_network",)
 

@@ -75,6 +75,9 @@ function tooltipPlugin() {
   };
 }
 
+const STEP_INCREMENTS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000,
+  100000, 200000, 500000, 1000000];  // steps are whole numbers
+
 // y tick labels with as many decimals as the tick spacing needs (0.0002, 1.885, 60)
 function tickLabels(u, ticks, axis, space, increment) {
   const decimals = Math.min(8, Math.max(0, -Math.floor(Math.log10(increment || 1))));
@@ -85,7 +88,7 @@ function chartOptions(panel, width) {
   return {
     title: panel.title, width, height: 220,
     scales: {x: {time: false}},
-    axes: [{label: "step"}, {size: 64, values: tickLabels}],
+    axes: [{label: "step", incrs: STEP_INCREMENTS}, {size: 64, values: tickLabels}],
     cursor: {drag: {x: true, y: false}},  // drag to zoom, double-click to reset
     series: [{label: "step"}, ...panel.series.map(s => ({
       label: s.label, stroke: s.color, width: 2, spanGaps: true, dash: s.dash ? [6, 4] : undefined,
