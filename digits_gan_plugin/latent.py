@@ -162,7 +162,10 @@ class ModelFacts:
         def fix(name, value):
             object.__setattr__(self, name, value)
 
-        fix("input_shape", tuple(int(n) for n in self.input_shape))
+        try:
+            fix("input_shape", tuple(int(n) for n in self.input_shape))
+        except (TypeError, ValueError):
+            raise DataError(f"input_shape is {self.input_shape!r}, expected [H, W, C]") from None
         fix("conditional", bool(self.conditional))
         if self.class_names is not None:
             fix("class_names", tuple(str(n) for n in self.class_names))
@@ -170,7 +173,8 @@ class ModelFacts:
             fix("inference_input", "z" if self.z_dim else "image")
         for name in ("z_dim", "num_classes"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            if value is not None and not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                                          and value >= 1):
                 raise DataError(f"{name} is {value!r}, expected a positive integer (or null)")
             fix(name, None if value is None else int(value))
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
@@ -438,9 +442,8 @@ def class_sweep(space, rng, z="", rows=10, interpolate="whole"):
     classes, rows = space.num_classes, _steps(rows, "rows")
     z = space.z(z, rng)
     if interpolate == "whole":
-        starts = space.join(np.broadcast_to(z, (classes, z.size)), space.one_hots(np.arange(classes)))
-        ends = np.roll(starts[:, z.size:], -1, axis=0)  # class c+1 (wrapping) with the same z
-        ends = np.concatenate([starts[:, :z.size], ends], axis=1)
+        starts = space.join(z, space.one_hots(np.arange(classes)))  # [z, class c]
+        ends = space.join(z, space.one_hots((np.arange(classes) + 1) % classes))  # [z, class c+1]
         cells = np.stack([slerp(a, b, _fractions(rows)) for a, b in zip(starts, ends)], axis=1)
         vectors = cells.reshape(rows * classes, -1).astype(np.float32)
     elif interpolate == "label":

@@ -42,7 +42,9 @@ def digits_train(dataset, network, job, steps=2, **extra):
 def test_every_shipped_model_file_is_checked():
     assert set(list_model_definitions()) == {
         "network-mnist", "network-mnist-simple", "network-mnist-encoder", "network-celebA",
-        "network-celebA-encoder", "network-gaussian-1d"}
+        "network-celebA-encoder", "network-gaussian-1d",
+        "network-mnist-wgangp", "network-mnist-sngan", "network-mnist-acgan", "network-celebA-wgangp",
+        "network-celebA-sngan"}
 
 
 @pytest.mark.parametrize("name", sorted(list_model_definitions()))

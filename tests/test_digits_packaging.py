@@ -14,7 +14,8 @@ DIGITS_OWNS = ("tensorflow", "flask", "wtforms", "flask-wtf", "protobuf")
 PLUGIN_LAYER = ["digits_gan_plugin/data_plugins", "view_plugins", "digits_gan_plugin/digits_api.py",
                 "digits_gan_plugin/proto.py", "digits_gan_plugin/options.py", "digits_gan_plugin/dataset_io.py",
                 "digits_gan_plugin/imaging.py", "digits_gan_plugin/latent.py", "digits_gan_plugin/files.py",
-                "digits_gan_plugin/errors.py", "digits_gan_plugin/pictures.py"]
+                "digits_gan_plugin/errors.py", "digits_gan_plugin/pictures.py",
+                "digits_gan_plugin/jobdir.py"]  # gan_inference reads jobs through it
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Runtime: model files, loss entries, training loop, resume, NaN, Ctrl-C, --weights,
 inference. Tiny 8x8 two-class data and tiny model files written by the fixtures."""
+import collections
 import json
 import math
 import textwrap
@@ -411,3 +412,50 @@ def test_a_moved_job_still_infers(one_loss_job, tmp_path):
 
     with h5py.File(out, "r") as result:
         assert result["images"].shape == (2, 8, 8, 1) and list(result["labels"][()]) == [1, 1]
+
+
+def test_tensorboard_tags_are_not_duplicated_and_the_run_is_the_job(one_loss_job):
+    import tensorflow.compat.v1 as tf
+
+    events = list(one_loss_job.glob("events.out.tfevents.*"))
+    assert events and not (one_loss_job / "events").exists()  # `tensorboard --logdir PARENT`: run = job name
+    tags = collections.Counter()
+    for path in events:
+        for event in tf.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags[(event.step, value.tag)] += 1
+    names = {tag for _, tag in tags}
+    assert {"train/loss", "val/loss", "train/lr", "train/fake_mean", "samples/fakes", "samples/reals"} <= names
+    assert not any(tag.startswith("loss/") or tag.startswith("val_loss/") for tag in names)
+    assert max(tags.values()) == 1  # each tag once per step
+
+
+def test_the_loss_curve_puts_unlike_series_on_separate_axes():
+    from digits_gan_plugin.runtime.charts import group_columns
+
+    columns = ["epoch", "step", "d_loss", "g_loss", "val_d_loss", "val_g_loss", "d_real", "d_fake", "chi_square",
+               "images_per_sec", "lr"]
+    assert group_columns(columns, {"d_loss", "g_loss"}) == {
+        "losses": ["d_loss", "g_loss", "val_d_loss", "val_g_loss"], "D outputs": ["d_real", "d_fake"],
+        "metrics": ["chi_square"], "learning rate": ["lr"]}
+
+
+def test_training_output_is_quiet_unless_verbose(dataset, tmp_path):
+    import subprocess
+    import sys
+
+    network = write_model(tmp_path, ONE_LOSS)
+    noise = ("absl::InitializeLog", "cuInit", "cudart_stub", "cpu_feature_guard", "oneDNN")
+
+    def run(*args):
+        code = "import sys\nfrom digits_gan_plugin.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                              timeout=300)
+
+    quiet = run(*train_args(dataset, network, tmp_path / "job", "--max-steps", "2"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert not any(word in quiet.stderr for word in noise), quiet.stderr
+    final = quiet.stdout.strip().splitlines()[-1]
+    assert "trained 2 steps" in final and "MB each" in final and "--keep 2: at most" in final
+    loud = run("--verbose", *train_args(dataset, network, tmp_path / "dry", "--dry-run"))
+    assert loud.returncode == 0 and any(word in loud.stderr for word in noise)  # what the default hides

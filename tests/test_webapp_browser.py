@@ -90,6 +90,9 @@ def train_stop_resume(page):
     page.wait_for_selector("#stop-button")
     assert page.locator("#resume-button").count() == 0  # not offered while it runs
     wait_status(page)
+    log = page.text_content("#job-log")
+    assert "starting TensorFlow" in log and "cuInit" not in log and "E0000" not in log
+    assert log.count("$ digits-gan train") == 2  # the first run's log is kept after Resume
     assert page.locator("#chart-losses .uplot").count() == 1
     assert page.locator("#chart-d_outputs .uplot").count() == 1  # D outputs on their own panel
     page.wait_for_function("() => document.querySelector('#latest-sample').naturalWidth > 0")

@@ -201,8 +201,13 @@ def test_clone_fills_the_new_model_form_from_a_job(tmp_path):
     jobs_dir = tmp_path / "jobs"
     record = model_record(jobs_dir, GENERATOR)
     client = create_app(str(jobs_dir)).test_client()
+    config = json.loads((record / "model" / "config.json").read_text())
+    (record / "model" / "config.json").write_text(json.dumps(dict(config, network="/x/network-mnist-simple.py")))
+    record_data = json.loads((record / "job.json").read_text())
+    (record / "job.json").write_text(json.dumps(dict(record_data, network="network-mnist-simple")))
     page = client.get(f"/models/new?clone={record.name}").get_data(as_text=True)
     assert 'value="model 20260101-000000-gan (copy)"' in page
+    assert re.search(r'id="network-network-mnist-simple" value="network-mnist-simple"\s+checked', page)
     assert re.search(r'id="batch_size"[^>]*value="16"', page) or re.search(r'value="16"[^>]*id="batch_size"', page)
 
 

@@ -3,6 +3,7 @@ steps through the runtime on tiny data and generates; the gradient penalty, R1 (
 spectral normalization (u kept in checkpoints) and DiffAugment do what their docstrings
 say; bad option values stop before any graph is built."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -17,7 +18,6 @@ from digits_gan_plugin.runtime.model_files import load_model_class, resolve_netw
 from digits_gan_plugin.runtime.trainer import TrainOptions, train
 
 ZOO_MNIST = ["network-mnist-wgangp", "network-mnist-sngan", "network-mnist-acgan"]
-ZOO_FACES = ["network-celebA-wgangp", "network-celebA-sngan"]
 BATCH = 4
 MNIST_META = {"stages": {"train_db": {"feature_shape": [1, 28, 28], "label_shape": []}}, "num_classes": 10}
 
@@ -63,29 +63,26 @@ def test_mnist_zoo_member_trains_and_generates_the_requested_classes(tiny_mnist_
         images = generator.generate(vectors)
     assert images.shape == (4, 28, 28, 1) and images.dtype == np.uint8 and images.max() > images.min()
     assert np.any(checkpoint(result).get_tensor("generator/bn1/moving_mean") != 0)
+    if "sngan" in network:
+        assert_power_iteration_state_saved(result, ["conv1", "conv2", "fc3", "fc4", "embed"])
 
 
-@pytest.mark.parametrize("network", ZOO_FACES)
-def test_faces_zoo_member_trains_and_generates(tiny_faces_dataset, tmp_path, network):
-    result = train_steps(tiny_faces_dataset, network, tmp_path / "job", steps=2)
+def test_faces_sngan_trains_and_generates(tiny_faces_dataset, tmp_path):
+    # (network-celebA-wgangp trains in test_digits_models; 64 x 64 is slow on a CPU)
+    result = train_steps(tiny_faces_dataset, "network-celebA-sngan", tmp_path / "job", steps=2)
     assert result.config["model"]["conditional"] is False
     assert_losses_finite(tmp_path / "job")
     with load_generator(tmp_path / "job") as generator:
         images = generator.generate(np.random.default_rng(0).normal(size=(2, generator.z_dim)).astype(np.float32))
     assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8
+    assert_power_iteration_state_saved(result, ["conv0", "conv1", "conv2", "conv3", "fc4"])
 
 
-@pytest.mark.parametrize("network, layers", [
-    ("network-mnist-sngan", ["conv1", "conv2", "fc3", "fc4", "embed"]),
-    ("network-celebA-sngan", ["conv0", "conv1", "conv2", "conv3", "fc4"]),
-])
-def test_spectral_norm_vectors_are_saved_and_updated(tiny_mnist_dataset, tiny_faces_dataset, tmp_path, network,
-                                                     layers):
-    dataset = tiny_mnist_dataset if "mnist" in network else tiny_faces_dataset
-    reader = checkpoint(train_steps(dataset, network, tmp_path / "job", steps=1))
+def assert_power_iteration_state_saved(result, layers):
+    reader = checkpoint(result)
     for layer in layers:
         u = reader.get_tensor(f"discriminator/{layer}/weights_u")
-        # initialized N(0, 1) (norm ~ sqrt(width)); a power-iteration step leaves it a unit vector
+        # initialized N(0, 1) (norm ~ sqrt(width)); each power-iteration step leaves a unit vector
         assert u.shape[0] == 1 and np.linalg.norm(u) == pytest.approx(1.0, abs=1e-4), layer
 
 
@@ -185,7 +182,6 @@ def test_spectral_norm_makes_the_largest_singular_value_one():
             normed = spectral_normed(model, w)
             assert spectral_normed(model, w) is normed  # once per tower
         assert len(model.sn_updates) == 1 and model.sn_updates[0] in tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-        assert not tf.get_variable_scope().trainable_variables() or True
         names = [v.op.name for v in tf.global_variables()]
         assert "layer/weights_u" in names and "layer/weights_u" not in [v.op.name for v in tf.trainable_variables()]
         session.run(tf.global_variables_initializer())
@@ -232,7 +228,7 @@ def test_bad_options_stop_before_any_graph_is_built(network, attribute, value, e
     import tensorflow.compat.v1 as tf
 
     with tf.Graph().as_default():
-        with pytest.raises(ModelDefinitionError, match=rf"{network}\.py:\d+: ValueError.*{expected.replace('(', '.')}"):
+        with pytest.raises(ModelDefinitionError, match=rf"{network}\.py:\d+: ValueError.*{re.escape(expected)}"):
             tower(network, {attribute: value})
         assert not tf.global_variables()
 
@@ -251,21 +247,26 @@ def test_bad_options_of_the_faces_files(network):
         assert not tf.global_variables()
 
 
-@pytest.mark.parametrize("network", ZOO_MNIST)
-def test_options_combine_in_one_graph(network):
-    """Every loss and regularizer, lazy, with DiffAugment: the tower builds and D's loss
-    has finite gradients for every D variable."""
+@pytest.mark.parametrize("network, loss_type, regularizer", [
+    ("network-mnist-sngan", "non-saturating", "r1"),
+    ("network-mnist-wgangp", "hinge", "r1"),
+    ("network-mnist-acgan", "wasserstein", "gp"),
+])
+def test_options_combine_in_one_graph(network, loss_type, regularizer):
+    """Other losses and regularizers, lazy, with DiffAugment: the tower builds and D's
+    loss has finite gradients for every D variable."""
     import tensorflow.compat.v1 as tf
 
-    for loss_type, regularizer in (("hinge", "r1"), ("non-saturating", "gp"), ("wasserstein", "none")):
-        with tf.Graph().as_default():
-            tf.train.get_or_create_global_step()
-            model, x, y = tower(network, {"loss_type": loss_type, "regularizer": regularizer, "penalty_every": 2,
-                                          "diffaugment": "color,translation,cutout"})
-            d_entry = model.loss[0]
-            grads = tf.gradients(d_entry["loss"], d_entry["vars"])
-            assert all(g is not None for g in grads)
-            with tf.Session() as session:
-                session.run(tf.global_variables_initializer())
-                values = session.run(grads, feed(x, y))
-            assert all(np.all(np.isfinite(g)) for g in values), (loss_type, regularizer)
+    with tf.Graph().as_default():
+        tf.train.get_or_create_global_step()
+        model, x, y = tower(network, {"loss_type": loss_type, "regularizer": regularizer, "penalty_every": 2,
+                                      "diffaugment": "color,translation,cutout"})
+        d_entry = model.loss[0]
+        grads = tf.gradients(d_entry["loss"], d_entry["vars"])
+        assert all(g is not None for g in grads)
+        penalty = next(s for s in model.summaries if s.op.name.endswith("penalty"))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            values, summary = session.run([grads, penalty], feed(x, y))  # global step 0: the lazy penalty runs
+        assert all(np.all(np.isfinite(g)) for g in values), (loss_type, regularizer)
+        assert tf.Summary.FromString(summary).value[0].simple_value > 0

@@ -42,6 +42,7 @@ def save_metrics_chart(rows, loss_names, path):
     """Draw metrics.csv `rows` (dicts of str) per epoch into the PNG at `path` (atomic)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     columns = []
     for row in rows:
@@ -64,6 +65,7 @@ def save_metrics_chart(rows, loss_names, path):
     if not groups:
         axes[0].text(0.5, 0.5, "no data yet", ha="center", va="center", transform=axes[0].transAxes)
     axes[-1].set_xlabel("epoch")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle("per epoch: train mean (solid), validation mean (dashed)", fontsize=9)
     figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))

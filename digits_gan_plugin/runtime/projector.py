@@ -86,6 +86,8 @@ class Projector:
     an evaluation.DigitClassifier whose features give the perceptual term, or None."""
 
     def __init__(self, tower, settings=ProjectorSettings(), judge=None):
+        import tensorflow as tf
+
         from .export import generate_function
 
         self.facts = tower.facts
@@ -97,8 +99,6 @@ class Projector:
         self.features = judge._model if judge is not None and settings.perceptual_weight else None
         self.generate = generate_function(tower)
         self.bound = Z_BOUNDS[self.facts.z_distribution]
-        import tensorflow as tf
-
         # one trace serves batches of any size (reduce_retracing generalises the shapes)
         self._gradient = tf.function(self._loss_and_gradient, reduce_retracing=True)
 

@@ -59,7 +59,7 @@ def runner_env():
     """Environment of runner processes: this package importable, TensorFlow's C++ and
     absl start-up lines silenced (users may still ask for them by setting the variable)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 2 still lets "failed call to cuInit" through
     env.setdefault("GRPC_VERBOSITY", "ERROR")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

@@ -68,14 +68,17 @@ def _network_rows(dataset, definitions):
 def _new_model_context(form, train_form):
     datasets = [job for job in manager().all("dataset") if job.status == DONE and dataset_summary(job)]
     form.dataset.choices = [(job.id, job.name) for job in datasets]
-    chosen = request.values.get("dataset") or (datasets[0].id if datasets else None)
+    chosen = request.values.get("dataset") or form.dataset.data or (datasets[0].id if datasets else None)
     dataset = next((job for job in datasets if job.id == chosen), None)
+    if dataset is not None:
+        form.dataset.data = dataset.id
     definitions = list_model_definitions()
     rows = _network_rows(dataset, definitions)
     form.network.choices = [(name, name) for name, _, _ in rows] + [(forms.CUSTOM, "Custom network")]
-    if not form.network.data or request.method == "GET" and not request.args.get("network"):
-        best = next((name for name, _, result in rows if result and result["fits"]), None)
-        form.network.data = request.args.get("network") or best
+    if request.method == "GET" and request.args.get("network"):
+        form.network.data = request.args["network"]
+    if not form.network.data:  # the best fit (a clone keeps its own network)
+        form.network.data = next((name for name, _, result in rows if result and result["fits"]), None)
     trained = [job for job in manager().all("model") if jobdir.has_checkpoint(job.target)]
     form.weights.choices = [("", "none")] + [(job.id, job.name) for job in trained]
     checking = dataset is not None and any(result is None for _, _, result in rows)

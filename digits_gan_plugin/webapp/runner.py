@@ -110,6 +110,11 @@ def main(job_dir):
         if state["child"] is not None and state["child"].poll() is None:
             state["child"].send_signal(signal.SIGINT)
 
+    def started(child):
+        state["child"] = child
+        if state["stopped"]:  # Stop arrived while the command was being started
+            child.send_signal(signal.SIGINT)
+
     signal.signal(signal.SIGINT, forward_sigint)
     code = 0
     with open(job_dir / LOG_FILE, "a", encoding="utf-8") as log:
@@ -123,7 +128,7 @@ def main(job_dir):
             if len(shown) > 1 and shown[1] in TENSORFLOW_COMMANDS:
                 log.write("starting TensorFlow (a few seconds)...\n")
             log.flush()
-            code = run_command(argv, pump, lambda child: state.update(child=child))
+            code = run_command(argv, pump, started)
             pump.close()
             if code != 0:
                 break

@@ -41,7 +41,7 @@ class TensorBoards:
             if url:
                 return url
             events = jobdir.JobPaths(job.target).events
-            if not events.is_dir():
+            if not events.is_dir() or not any(events.glob("events.out.tfevents.*")):
                 raise DataError(f"{job.name}: no TensorBoard events yet (they are written while training)")
             port = _free_port()
             command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(events), "--host", "127.0.0.1",
