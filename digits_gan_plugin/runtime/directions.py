@@ -21,17 +21,16 @@ OUT (staged, renamed into place): directions.npz with ``names`` (str K) and ``ve
 row per z, the edit from -extent to +extent left to right) and NAME.gif (the sweep
 played forth and back); directions.json (the settings and each direction's score).
 """
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-from ..files import move_into_place, write_json_atomic
+from ..files import write_json_atomic
 from ..imaging import make_grid, save_gif, save_png
 from ..latent import save_arrays
+from .export import staged_folder
 
 METHODS = ("sefa", "ganspace", "boundary")
 LAYER_OPS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative")
@@ -284,9 +283,7 @@ def _render(generate, facts, vectors):
 
 
 def _write(out, found, sweeps, extent, steps, rows, info):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged_folder(out, "directions") as staged:
         save_arrays(staged / FILE_NAME, found.arrays(extent))
         for name, images in sweeps.items():
             save_png(make_grid(images, rows=rows, cols=steps), staged / f"{name}.png")
@@ -294,11 +291,4 @@ def _write(out, found, sweeps, extent, steps, rows, info):
             frames = [make_grid(frame, rows=1, cols=rows) for frame in by_step]
             save_gif(frames + frames[-2:0:-1], staged / f"{name}.gif", duration_ms=120)
         write_json_atomic(staged / "directions.json", info)
-        move_into_place(str(staged), str(out))
-    except OSError as error:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise DataError(f"{out}: cannot write the directions ({error.strerror or error})") from None
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return [str(out / FILE_NAME)] + [str(out / f"{name}.png") for name in sweeps]

@@ -25,7 +25,7 @@ model's pixel value before rounding, scaled from 0..255 to [-1, 1].
 import json
 import os
 import shutil
-import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import jobdir
 from ..errors import DataError, TrainingError
-from ..files import move_into_place, write_json_atomic
+from ..files import move_into_place, staging_dir, write_json_atomic
 from ..latent import save_arrays
 from .inference import load_generator
 
@@ -313,10 +313,7 @@ def export_command(job_dir, out=None, formats=("savedmodel",), encoder_job=None,
     if generator.image is None or not generator.facts.z_dim:
         raise DataError(f"{generator_job}: the inference op makes no N,H,W,C image from z; nothing to export")
     encoder = freeze(encoder_job, "last") if encoder_job else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        os.chmod(staged, 0o755)  # mkdtemp's 0700 would outlive the rename
+    with staged_folder(out, "export") as staged:
         _write_saved_model(staged / SAVED_MODEL, generator, encoder)
         save_arrays(staged / WEIGHTS, generator.weights)
         files = [SAVED_MODEL, WEIGHTS, MODEL_JSON]
@@ -329,15 +326,29 @@ def export_command(job_dir, out=None, formats=("savedmodel",), encoder_job=None,
         card = model_card(generator, generator_job, encoder, encoder_job, files)
         card.update(tflite_batch=batch if "tflite" in formats else None, onnx_opset=opset if "onnx" in formats else None)
         write_json_atomic(staged / MODEL_JSON, card)
+    card["out"] = str(out)
+    return card
+
+
+@contextmanager
+def staged_folder(out, what):
+    """Yield a fresh staging folder beside `out` (files.staging_dir, so recover_staged
+    cleans up after a killed run); renamed to `out` when the block completes, removed
+    when it fails. OSError becomes one DataError line naming `out` and `what`."""
+    out = Path(out)
+    staged = Path(staging_dir(out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir()
+        yield staged
         move_into_place(str(staged), str(out))
     except OSError as error:
         shutil.rmtree(staged, ignore_errors=True)
-        raise DataError(f"{out}: cannot write the export ({error.strerror or error}); nothing was written") from None
+        raise DataError(f"{out}: cannot write the {what} ({error.strerror or error}); nothing was written") from None
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    card["out"] = str(out)
-    return card
 
 
 def read_model_card(folder):

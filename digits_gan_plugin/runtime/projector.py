@@ -22,9 +22,7 @@ OUT (``project_command``), staged and renamed into place:
     projection.json   settings, per-image MSE, seconds per image, start
 """
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,9 +31,10 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DataError
-from ..files import move_into_place, write_json_atomic
+from ..files import write_json_atomic
 from ..imaging import IMAGE_SUFFIXES, make_grid, save_gif, save_png
 from ..latent import save_arrays
+from .export import staged_folder
 
 Z_BOUNDS = {"uniform": 1.0, "normal": 3.0}
 
@@ -293,21 +292,12 @@ def _write_projection(out, targets, projection, names, info):
                   mse=projection.mse, names=np.asarray(names, dtype=str))
     if projection.labels is not None:
         arrays["labels"] = projection.labels
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged_folder(out, "projection") as staged:
         save_arrays(staged / "z.npz", arrays)
         save_png(pairs_grid(targets, projection.reconstructions), staged / "reconstruction.png")
         frames = projection.frames + [projection.reconstructions]
         save_gif([pairs_grid(targets, frame) for frame in frames], staged / "optimisation.gif", duration_ms=150)
         write_json_atomic(staged / "projection.json", info)
-        move_into_place(str(staged), str(out))
-    except OSError as error:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise DataError(f"{out}: cannot write the projection ({error.strerror or error})") from None
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return [str(out / name) for name in ("z.npz", "reconstruction.png", "optimisation.gif", "projection.json")]
 
 
