@@ -25,7 +25,8 @@ def test_plugin_draws_seeded_float_samples():
     assert plugin.itemize_entries("test_db") == []
     assert np.mean(train) == pytest.approx(4.0, abs=0.05) and np.std(train) == pytest.approx(0.5, abs=0.03)
     feature, label = plugin.encode_entry(train[0])
-    assert feature.shape == (1, 1, 1) and feature.dtype == np.float32 and label is None
+    assert feature.shape == (1, 1, 1) and feature.dtype == np.float32
+    assert label.tolist() == [0] and not plugin.has_labels  # DIGITS' np.array([0]): no label
     assert feature[0, 0, 0] == np.float32(train[0])
 
 

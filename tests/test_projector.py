@@ -100,12 +100,20 @@ def test_wrong_size_images_are_resized_with_a_warning_or_refused(jobs, tmp_path,
     out = tmp_path / "out"
     assert main(["latent", "project", str(tmp_path / "big.png"), "--job", str(jobs["simple"]), "--steps", "2",
                  "--out", str(out)]) == 0
-    assert "36x40 resized to 28x28" in capsys.readouterr().err
+    assert "36x40x3 (RGB) converted to 28x28x1" in capsys.readouterr().err
     assert read_arrays(out / "z.npz")["z"].shape == (1, 100)  # unconditional: z only
     assert main(["latent", "project", str(tmp_path / "big.png"), "--job", str(jobs["simple"]), "--no-resize",
                  "--out", str(tmp_path / "refused")]) == 2
     message = capsys.readouterr().err.strip()
-    assert "big.png: image is 36x40, the model expects 28x28x1" in message and "\n" not in message
+    assert "big.png: image is 36x40x3, the model expects 28x28x1" in message and "\n" not in message
+    Image.new("RGB", (28, 28), (9, 9, 9)).save(tmp_path / "colour.png")  # right size, 3 channels
+    assert main(["latent", "project", str(tmp_path / "colour.png"), "--job", str(jobs["simple"]), "--steps", "1",
+                 "--out", str(tmp_path / "colour")]) == 0
+    assert "28x28x3 (RGB) converted to 28x28x1" in capsys.readouterr().err
+    (tmp_path / "text.png").write_text("not an image")
+    assert main(["latent", "project", str(tmp_path / "text.png"), "--job", str(jobs["simple"]),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "text.png: not a readable image" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, expected", [

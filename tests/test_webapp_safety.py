@@ -4,6 +4,7 @@ code from another machine, bad ports and jobs folders, many Resume clicks, broke
 result files. Each is refused with a message and leaves nothing behind."""
 import json
 import os
+import socket
 import sys
 import threading
 
@@ -85,6 +86,7 @@ def test_hosts_served_follow_the_bind_address():
     assert served_hosts("192.168.1.5") == ["192.168.1.5"]
     guard = HostGuard(served_hosts("0.0.0.0", ["gpu-box.lan"]))
     assert guard.problem("GET", "gpu-box.lan:5000") is None
+    assert guard.problem("GET", f"{socket.gethostname()}:5000") is None and guard.problem("GET", "localhost") is None
     assert guard.problem("GET", "attacker.example") is not None
 
 

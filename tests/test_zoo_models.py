@@ -270,3 +270,24 @@ def test_options_combine_in_one_graph(network, loss_type, regularizer):
             values, summary = session.run([grads, penalty], feed(x, y))  # global step 0: the lazy penalty runs
         assert all(np.all(np.isfinite(g)) for g in values), (loss_type, regularizer)
         assert tf.Summary.FromString(summary).value[0].simple_value > 0
+
+
+def test_zoo_benchmark_quick_run_prints_the_table_and_the_figure(tiny_mnist_dataset, tmp_path, capsys, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("DIGITS_GAN_CACHE", str(tmp_path / "cache"))  # the judge's cache
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo.py"
+    spec = importlib.util.spec_from_file_location("zoo_benchmark", path)
+    zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo)
+    figure = tmp_path / "zoo.png"
+    assert zoo.main(["--quick", "--dataset", str(tiny_mnist_dataset), "--work", str(tmp_path / "work"),
+                     "--members", "network-mnist-acgan", "--figure", str(figure)]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| model | steps | acc ratio | score ratio | FD | FD floor | KID | precision")
+    assert [row.split(" | ")[0] for row in table[1:]] == ["| `network-mnist`", "| `network-mnist-acgan`"]
+    for row in table[1:]:
+        cells = row.strip("| ").split(" | ")
+        assert cells[1] == str(zoo.QUICK_STEPS) and all(cell not in ("", "nan") for cell in cells)
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -131,7 +131,7 @@ def import_generate(tower, z, y=None, scope="generate"):
     image, float_image = tf.import_graph_def(tower.graph_def, input_map={tower.input: vectors},
                                              return_elements=[tower.image, tower.float_image], name=scope)
     if image.dtype != tf.uint8:  # as imaging.to_uint8: clip, round half to even
-        image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+        image = tf.cast(tf.round(tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)), tf.uint8)
     pixels = tf.clip_by_value(tf.cast(float_image, tf.float32) / 127.5 - 1.0, -1.0, 1.0)
     return image, pixels
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..files import write_json_atomic
-from ..imaging import IMAGE_SUFFIXES, make_grid, save_gif, save_png
+from ..imaging import list_image_files, make_grid, save_gif, save_png
 from ..latent import save_arrays
 from .export import staged_folder
 
@@ -206,37 +206,49 @@ def encoder_start(encoder_job, targets, labels=None, checkpoint="last"):
 
 def load_targets(paths, shape, resize=True):
     """uint8 N,H,W,C images from image files and folders of images (sorted), made to
-    `shape` (H, W, C): another size is resized (one warning line each) unless `resize`
-    is False (DataError naming the expected shape); the channels are converted."""
+    `shape` (H, W, C): another size or channel count is converted (one warning line
+    each) unless `resize` is False (DataError naming the expected shape)."""
     from PIL import Image
 
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += [Path(name) for name in list_image_files(path)]
         elif path.is_file():
             files.append(path)
         else:
             raise DataError(f"{path}: no such image file or folder")
     if not files:
         raise DataError(f"{', '.join(map(str, paths))}: no images found")
-    height, width, channels = shape
     images = []
     for path in files:
         try:
             with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB")
-                if image.size != (width, height):
-                    if not resize:
-                        raise DataError(f"{path}: image is {image.size[1]}x{image.size[0]}, the model expects "
-                                        f"{height}x{width}x{channels} (drop --no-resize to resize it)")
-                    print(f"digits-gan: warning: {path}: {image.size[1]}x{image.size[0]} resized to "
-                          f"{height}x{width} (the model's image size)", file=sys.stderr)
-                    image = image.resize((width, height), Image.LANCZOS)
-                images.append(np.asarray(image, np.uint8).reshape(height, width, channels))
+                images.append(_fit_image(image, path, shape, resize))
         except OSError as error:
             raise DataError(f"{path}: not a readable image ({error})") from None
     return np.stack(images), [str(path) for path in files]
+
+
+def _fit_image(image, path, shape, resize):
+    """uint8 H,W,C of a PIL image made to `shape`, warning about each change (DataError
+    naming the expected shape instead when `resize` is False)."""
+    from PIL import Image
+
+    height, width, channels = shape
+    mode = "L" if channels == 1 else "RGB"
+    found = f"{image.size[1]}x{image.size[0]}x{len(image.getbands())}"
+    expected = f"{height}x{width}x{channels}"
+    changed = image.size != (width, height) or image.mode not in (mode, "1" if channels == 1 else mode)
+    if changed and not resize:
+        raise DataError(f"{path}: image is {found}, the model expects {expected} (drop --no-resize to convert it)")
+    if changed:
+        print(f"digits-gan: warning: {path}: {found} ({image.mode}) converted to {expected} "
+              f"(the model's image shape)", file=sys.stderr)
+    image = image.convert(mode)
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.LANCZOS)
+    return np.asarray(image, np.uint8).reshape(height, width, channels)
 
 
 def pairs_grid(targets, images, cols=8):

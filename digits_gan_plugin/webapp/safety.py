@@ -8,6 +8,7 @@ import io
 import ipaddress
 import os
 import secrets
+import socket
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,14 +60,17 @@ def _bare_host(host):
 
 def served_hosts(bind_host, extra=()):
     """The names a server bound to `bind_host` answers to: the address itself, the
-    loopback names when it is a loopback address, and `extra` (--allow-host)."""
+    loopback names for a loopback address, also this machine's names for 0.0.0.0 / ::
+    (every address), and `extra` (--allow-host)."""
     hosts = {bind_host, *extra}
     try:
-        loopback = ipaddress.ip_address(bind_host).is_loopback
+        address = ipaddress.ip_address(bind_host)
     except ValueError:
-        loopback = bind_host == "localhost"
-    if loopback:
+        address = None
+    if bind_host == "localhost" or (address is not None and (address.is_loopback or address.is_unspecified)):
         hosts.update(LOCAL_NAMES)
+    if address is not None and address.is_unspecified:
+        hosts.update({socket.gethostname(), socket.getfqdn()})
     return sorted(hosts)
 
 
