@@ -62,7 +62,7 @@ def sweep_correlation(values, samples, steps, t):
     return float((centred * ramp).sum() / denominator) if denominator > 0 else 0.0
 
 
-def measure(gan_job, dataset, count, samples, steps, classifier_settings, seed=0):
+def measure(gan_job, dataset, count, samples, steps, classifier_settings, pca_samples=2000, seed=0):
     """[(name, score, ink r, slant r, judge accuracy along the sweep, at t = 0)]."""
     from digits_gan_plugin.runtime.directions import FirstLayer, default_extent, ganspace, sefa, sweep_vectors
     from digits_gan_plugin.runtime.export import freeze
@@ -73,7 +73,7 @@ def measure(gan_job, dataset, count, samples, steps, classifier_settings, seed=0
     facts = tower.facts
     layer = FirstLayer(tower)
     try:
-        found = sefa(layer, count) + ganspace(layer, count, 2000, np.random.default_rng(seed))
+        found = sefa(layer, count) + ganspace(layer, count, pca_samples, np.random.default_rng(seed))
     finally:
         layer.close()
     extent = default_extent(facts)
@@ -105,12 +105,13 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=5, help="directions per method (default 5)")
     parser.add_argument("--samples", type=int, default=100, help="(z, class) pairs per direction (default 100)")
     parser.add_argument("--steps", type=int, default=9, help="odd number of images per sweep (default 9)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 directions, 8 samples, tiny judge")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 directions, 8 samples, PCA of 200, tiny judge")
     args = parser.parse_args(argv)
     count, samples = (2, 8) if args.quick else (args.count, args.samples)
     settings = evaluation.QUICK_CLASSIFIER if args.quick else evaluation.DEFAULT_CLASSIFIER
     dataset = args.dataset or jobdir.read_config(args.gan_job)["dataset"]
-    rows, extent = measure(args.gan_job, dataset, count, samples, args.steps | 1, settings)
+    rows, extent = measure(args.gan_job, dataset, count, samples, args.steps | 1, settings,
+                           pca_samples=200 if args.quick else 2000)
     report(rows, extent, samples, args.steps | 1)
     return rows
 

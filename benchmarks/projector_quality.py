@@ -14,7 +14,7 @@ this machine's CPU (images fitted as one batch). Target: encoder + projector at 
 
 Usage:
     python benchmarks/projector_quality.py --gan-job GAN_JOB --encoder-job ENCODER_JOB [--dataset DS]
-    python benchmarks/projector_quality.py --quick --gan-job G --encoder-job E   # smoke run: 8 digits, 10 steps
+    python benchmarks/projector_quality.py --quick --gan-job G --encoder-job E   # smoke run: 4 digits, 6 steps
 """
 import argparse
 import json
@@ -92,9 +92,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100, help="projector Adam steps (default 100)")
     parser.add_argument("--lr", type=float, default=0.05, help="projector learning rate (default 0.05)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 8 digits, 10 steps")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 digits, 6 steps")
     args = parser.parse_args(argv)
-    count, steps = (8, 10) if args.quick else (args.count, args.steps)
+    count, steps = (4, 6) if args.quick else (args.count, args.steps)
     dataset = args.dataset or jobdir.read_config(args.gan_job)["dataset"]
     settings = ProjectorSettings(steps=steps, learning_rate=args.lr)
     results = measure(args.gan_job, args.encoder_job, dataset, count, settings)

@@ -18,8 +18,8 @@ Options (class attributes; a bad value stops with an error before any graph is b
     penalty_every   lazy regularization: the penalty on every k-th global step, times k
     n_critic        critic steps per G step (G's loss entry has every = n_critic)
     diffaugment     '' or a subset of 'color,translation,cutout' (DiffAugment on real and fake)
-Inside DIGITS the entries' `every` is ignored (every entry runs each step) and the global
-step counts entries, so a lazy interval counts entries too.
+Inside DIGITS the entries' `every` and solvers are ignored (every entry runs each step,
+with the job's one optimizer) and the global step counts entries, so a lazy interval does too.
 
 Recommended recipe (GPU; G is updated on every 5th step, so train about 5x the steps of
 network-celebA):
@@ -342,7 +342,7 @@ def face_generator(model, z, updates):
         h = tf.nn.relu(batch_norm(h, 'bn0', train, updates))
         for index, scale in enumerate((4, 2, 1)):
             h = deconv2d(h, h16 * 2 ** (index + 1), w16 * 2 ** (index + 1), model.gf_dim * scale,
-                         'deconv%d' % (index + 1))                                          # 8x8x256, 16x16x128, 32x32x64
+                         'deconv%d' % (index + 1))                          # 8x8x256, 16x16x128, 32x32x64
             h = tf.nn.relu(batch_norm(h, 'bn%d' % (index + 1), train, updates))
         h = deconv2d(h, height, width, channels, 'deconv4')                                 # N x 64 x 64 x 3
     model.g_scope = scope.name
@@ -374,7 +374,7 @@ def face_inference(model):
 
 
 class UserModel(Tower):
-    z_dim = 128
+    z_dim = 100
     z_distribution = 'normal'   # G's training z ~ N(0, 1); inference draws z alike
     conditional = False         # attribute labels are not fed to G or D
     image_shape = (64, 64, 3)   # G's output size where DIGITS infers with input_shape 1 x 1 x z_dim
@@ -415,4 +415,5 @@ class UserModel(Tower):
         with tf.control_dependencies(self.bn_updates + self.sn_updates):
             d_loss = tf.identity(d_adversarial + penalty, name='d_loss')
             g_loss = tf.identity(g_loss, name='g_loss')
-        return zoo_loss_entries(self, d_loss, g_loss, d_real, d_fake, penalty, {'solver': 'adam', 'learning_rate': 1e-4, 'solver_args': {'beta1': 0.5, 'beta2': 0.9}})
+        adam = {'solver': 'adam', 'learning_rate': 1e-4, 'solver_args': {'beta1': 0.5, 'beta2': 0.9}}
+        return zoo_loss_entries(self, d_loss, g_loss, d_real, d_fake, penalty, adam)

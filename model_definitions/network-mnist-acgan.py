@@ -1,5 +1,6 @@
-"""Conditional AC-GAN for MNIST-like digits (28 x 28 x 1, class labels): D has an
-auxiliary classifier head instead of taking the label.
+"""Conditional AC-GAN for MNIST-like digits (28 x 28 x 1): D with an auxiliary classifier head.
+
+D has the classifier head instead of taking the label.
 
 Source: Odena et al. 2017 ("Conditional Image Synthesis with Auxiliary Classifier GANs").
 G is network-mnist's conditional DCGAN generator (labels concatenated to every layer; same
@@ -19,8 +20,8 @@ Options (class attributes; a bad value stops with an error before any graph is b
     n_critic        D steps per G step (G's loss entry has every = n_critic)
     diffaugment     '' or a subset of 'color,translation,cutout' (DiffAugment on real and fake)
     class_weight    finite >= 0: weight of the classification terms
-Inside DIGITS the entries' `every` is ignored (every entry runs each step) and the global
-step counts entries, so a lazy interval counts entries too.
+Inside DIGITS the entries' `every` and solvers are ignored (every entry runs each step,
+with the job's one optimizer) and the global step counts entries, so a lazy interval does too.
 
 Recommended recipe (4,500 digits: about 70 steps per epoch; the same budget as network-mnist):
     digits-gan train --dataset DATASET --network network-mnist-acgan \
@@ -446,8 +447,8 @@ class UserModel(Tower):
             return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(labels=y, logits=logits))
 
         with tf.control_dependencies(self.bn_updates + self.sn_updates):
-            d_loss = tf.identity(d_adversarial + penalty + self.class_weight * (class_loss(class_real)
-                                                                                + class_loss(class_fake)), name='d_loss')
+            classification = class_loss(class_real) + class_loss(class_fake)
+            d_loss = tf.identity(d_adversarial + penalty + self.class_weight * classification, name='d_loss')
             g_loss = tf.identity(g_adversarial + self.class_weight * class_loss(class_fake), name='g_loss')
         hits = tf.equal(tf.argmax(class_real, 1), tf.argmax(y, 1))
         self.summaries.append(tf.summary.scalar('class_accuracy_real', tf.reduce_mean(tf.cast(hits, tf.float32))))

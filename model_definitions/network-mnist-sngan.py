@@ -1,5 +1,4 @@
-"""Conditional SNGAN for MNIST-like digits (28 x 28 x 1, class labels): hinge loss,
-spectral normalization in D, projection discriminator.
+"""Conditional SNGAN for MNIST-like digits (28 x 28 x 1): hinge loss, spectral norm, projection D.
 
 Sources: Miyato et al. 2018 ("Spectral Normalization for Generative Adversarial
 Networks"), Miyato & Koyama 2018 ("cGANs with Projection Discriminator"), Lim & Ye 2017
@@ -21,8 +20,8 @@ Options (class attributes; a bad value stops with an error before any graph is b
     penalty_every   lazy regularization: the penalty on every k-th global step, times k
     n_critic        D steps per G step (G's loss entry has every = n_critic)
     diffaugment     '' or a subset of 'color,translation,cutout' (DiffAugment on real and fake)
-Inside DIGITS the entries' `every` is ignored (every entry runs each step) and the global
-step counts entries, so a lazy interval counts entries too.
+Inside DIGITS the entries' `every` and solvers are ignored (every entry runs each step,
+with the job's one optimizer) and the global step counts entries, so a lazy interval does too.
 
 Recommended recipe (4,500 digits: about 70 steps per epoch; the same budget as network-mnist):
     digits-gan train --dataset DATASET --network network-mnist-sngan \

@@ -19,8 +19,8 @@ Options (class attributes; a bad value stops with an error before any graph is b
     penalty_every   lazy regularization: the penalty on every k-th global step, times k
     n_critic        critic steps per G step (G's loss entry has every = n_critic)
     diffaugment     '' or a subset of 'color,translation,cutout' (DiffAugment on real and fake)
-Inside DIGITS the entries' `every` is ignored (every entry runs each step) and the global
-step counts entries, so a lazy interval counts entries too.
+Inside DIGITS the entries' `every` and solvers are ignored (every entry runs each step,
+with the job's one optimizer) and the global step counts entries, so a lazy interval does too.
 
 Recommended recipe (4,500 digits: about 70 steps per epoch; G is updated on every 5th):
     digits-gan train --dataset DATASET --network network-mnist-wgangp \

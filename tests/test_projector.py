@@ -39,34 +39,38 @@ def gan_tower(jobs):
     return freeze(jobs["gan"])
 
 
+@pytest.fixture(scope="module")
+def projector(gan_tower):
+    return Projector(gan_tower, ProjectorSettings(steps=8, search_steps=2, learning_rate=0.1))
+
+
 def pixel_mse(images, targets):
     return np.mean(np.square(images / 255.0 - targets / 255.0), axis=(1, 2, 3))
 
 
-def test_projection_lowers_the_error_and_keeps_z_in_range(gan_tower, digits):
+def test_projection_lowers_the_error_and_keeps_z_in_range(projector, digits):
     targets, labels = digits
-    projector = Projector(gan_tower, ProjectorSettings(steps=15, learning_rate=0.1))
-    start = projector.project(targets, labels=labels, z=np.zeros((4, 100)))
-    assert start.z.shape == (4, 100) and start.vectors.shape == (4, 110)
-    assert np.all(np.abs(start.z) <= 1.0)  # uniform z: U(-1, 1)
-    zero = Projector(gan_tower, ProjectorSettings(steps=1)).project(targets, labels=labels)  # scores z = 0 only
-    assert np.all(start.mse <= zero.mse) and start.mse.mean() < zero.mse.mean()
-    np.testing.assert_allclose(start.mse, pixel_mse(start.reconstructions, targets), atol=1e-12)
-    assert len(start.frames) >= 2  # snapshots for the GIF
+    projection = projector.project(targets, labels=labels, z=np.zeros((4, 100)))
+    assert projection.z.shape == (4, 100) and projection.vectors.shape == (4, 110)
+    assert np.all(np.abs(projection.z) <= 1.0)  # uniform z: U(-1, 1)
+    at_zero = pixel_mse(projection.frames[0], targets)  # the first snapshot: z = 0
+    assert np.all(projection.mse <= at_zero) and projection.mse.mean() < at_zero.mean()
+    np.testing.assert_allclose(projection.mse, pixel_mse(projection.reconstructions, targets), atol=1e-12)
+    assert len(projection.frames) >= 2  # snapshots for the GIF
 
 
-def test_class_search_picks_a_class_per_image(gan_tower, digits):
+def test_class_search_picks_a_class_per_image(projector, digits):
     targets, _ = digits
-    projection = Projector(gan_tower, ProjectorSettings(steps=4, search_steps=2)).project(targets)
+    projection = projector.project(targets)
     assert projection.labels.shape == (4,) and projection.labels.dtype == np.int64
     assert np.all((projection.labels >= 0) & (projection.labels < 10))
     np.testing.assert_array_equal(projection.vectors[:, 100:], np.eye(10)[projection.labels])
 
 
-def test_encoder_start_is_never_made_worse(jobs, gan_tower, digits):
+def test_encoder_start_is_never_made_worse(jobs, projector, digits):
     targets, _ = digits
     z, classes, encoded = encoder_start(jobs["encoder"], targets)
-    projection = Projector(gan_tower, ProjectorSettings(steps=10)).project(targets, z=z, labels=classes)
+    projection = projector.project(targets, z=z, labels=classes)
     encoder_mse = pixel_mse(encoded, targets)
     assert np.all(projection.mse <= encoder_mse + 1e-6)
     np.testing.assert_array_equal(projection.labels, classes)

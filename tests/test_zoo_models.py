@@ -42,6 +42,12 @@ def checkpoint(result):
     return tf.train.load_checkpoint(result.checkpoint)
 
 
+def list_variables(result):
+    import tensorflow.compat.v1 as tf
+
+    return tf.train.list_variables(result.checkpoint)
+
+
 def assert_losses_finite(job_dir):
     rows = read_metrics(job_dir)
     assert rows, "no metrics row written"
@@ -65,6 +71,11 @@ def test_mnist_zoo_member_trains_and_generates_the_requested_classes(tiny_mnist_
     assert np.any(checkpoint(result).get_tensor("generator/bn1/moving_mean") != 0)
     if "sngan" in network:
         assert_power_iteration_state_saved(result, ["conv1", "conv2", "fc3", "fc4", "embed"])
+    # Adam's beta1_power is beta1 ** (1 + updates): D updated at every step, G every n_critic
+    powers = sorted(float(checkpoint(result).get_tensor(name)) for name, _ in list_variables(result)
+                    if "beta1_power" in name)
+    g_updates = 2 if "wgangp" in network else 6  # steps 0 and 5
+    assert powers == pytest.approx(sorted([0.5 ** 7, 0.5 ** (1 + g_updates)]))
 
 
 def test_faces_sngan_trains_and_generates(tiny_faces_dataset, tmp_path):
@@ -88,7 +99,7 @@ def assert_power_iteration_state_saved(result, layers):
 
 # ------------------------------------------------------------ graph-level checks (no trainer)
 
-def tower(network, overrides=None, global_step=None):
+def tower(network, overrides=None):
     """(model, x placeholder, y placeholder) of a training tower of `network` (MNIST
     layout) in the current graph; `overrides` replace class attributes."""
     import tensorflow.compat.v1 as tf
@@ -249,7 +260,6 @@ def test_bad_options_of_the_faces_files(network):
 
 @pytest.mark.parametrize("network, loss_type, regularizer", [
     ("network-mnist-sngan", "non-saturating", "r1"),
-    ("network-mnist-wgangp", "hinge", "r1"),
     ("network-mnist-acgan", "wasserstein", "gp"),
 ])
 def test_options_combine_in_one_graph(network, loss_type, regularizer):
@@ -291,3 +301,32 @@ def test_zoo_benchmark_quick_run_prints_the_table_and_the_figure(tiny_mnist_data
         cells = row.strip("| ").split(" | ")
         assert cells[1] == str(zoo.QUICK_STEPS) and all(cell not in ("", "nan") for cell in cells)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("network, dcgan, feature_shape, label_shape, num_classes", [
+    ("network-mnist-wgangp", "network-mnist", [1, 28, 28], [], 10),
+    ("network-mnist-sngan", "network-mnist", [1, 28, 28], [], 10),
+    ("network-mnist-acgan", "network-mnist", [1, 28, 28], [], 10),
+    ("network-celebA-wgangp", "network-celebA", [3, 64, 64], None, None),
+    ("network-celebA-sngan", "network-celebA", [3, 64, 64], None, None),
+])
+def test_zoo_generators_are_the_dcgan_ones_so_weights_load(network, dcgan, feature_shape, label_shape, num_classes):
+    """`--weights DCGAN_JOB` matches variables by name and shape: every G variable."""
+    import tensorflow.compat.v1 as tf
+
+    def generator_variables(name):
+        path = resolve_network(name)
+        model_class = load_model_class(path)
+        meta = {"stages": {"train_db": {"feature_shape": feature_shape, "label_shape": label_shape}},
+                "num_classes": num_classes}
+        channels, height, width = feature_shape
+        with tf.Graph().as_default():
+            tf.train.get_or_create_global_step()
+            x = tf.placeholder(tf.float32, [BATCH, height, width, channels])
+            y = tf.placeholder(tf.int64, [BATCH]) if label_shape == [] else None
+            with reuse_scope():
+                build_tower(model_class, model_facts(model_class, path, meta), x, y, "train", ["loss"])
+            return {v.op.name: v.shape.as_list() for v in tf.global_variables() if v.op.name.startswith("generator/")}
+
+    zoo = generator_variables(network)
+    assert zoo and zoo == generator_variables(dcgan)

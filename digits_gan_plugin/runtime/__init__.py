@@ -3,7 +3,8 @@
 Importing this package does not import TensorFlow; ``trainer`` and ``inference`` do,
 inside the functions that need it.
 
-Modules: ``model_files`` (find / execute ``network-*.py``), ``tower`` (``Tower``,
+Modules: ``model_files`` (find / execute ``network-*.py``; run-time errors as FILE:LINE),
+``tf1_compat`` (the ``tf`` model files see: v1 API + ``contrib``), ``tower`` (``Tower``,
 ``model_property``), ``digits_helpers`` (the ``digits`` module model files see),
 ``schedules`` (solvers and learning-rate policies), ``graph`` (towers and update ops),
 ``train_options`` (the training options, declared once, and the shipped recipes),

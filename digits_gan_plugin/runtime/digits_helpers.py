@@ -79,24 +79,9 @@ def batch_norm(x, is_training, scope, decay=0.9, epsilon=1e-5):
     x: float N,...,C. While training, normalizes with the batch statistics and adds the
     moving-average updates to ``tf.GraphKeys.UPDATE_OPS`` (the trainer runs them with
     every step); otherwise normalizes with the moving averages. Variables live in
-    ``scope``: beta, gamma (trainable), moving_mean, moving_variance.
-    (tf-slim's batch_norm needs the tf_keras package, absent under Keras 3.)
+    ``scope``: beta, gamma (trainable), moving_mean, moving_variance. The same code as
+    ``tf.contrib.layers.batch_norm`` here (``tf1_compat.batch_norm``).
     """
-    tf = _tf()
-    channels = x.get_shape().as_list()[-1]
-    with tf.variable_scope(scope):
-        beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-        gamma = tf.get_variable("gamma", [channels], initializer=tf.ones_initializer())
-        moving_mean = tf.get_variable(
-            "moving_mean", [channels], initializer=tf.zeros_initializer(), trainable=False
-        )
-        moving_variance = tf.get_variable(
-            "moving_variance", [channels], initializer=tf.ones_initializer(), trainable=False
-        )
-        if not is_training:
-            return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
-        mean, variance = tf.nn.moments(x, list(range(x.get_shape().ndims - 1)))
-        for average, value in ((moving_mean, mean), (moving_variance, variance)):
-            update = tf.assign_sub(average, (1.0 - decay) * (average - value))
-            tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, update)
-        return tf.nn.batch_normalization(x, mean, variance, beta, gamma, epsilon)
+    from .tf1_compat import batch_norm as contrib_batch_norm
+
+    return contrib_batch_norm(x, decay=decay, scale=True, epsilon=epsilon, is_training=is_training, scope=scope)
