@@ -36,8 +36,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from digits_gan_plugin import evaluation, jobdir  # noqa: E402
+from digits_gan_plugin.errors import DigitsGanError  # noqa: E402
 from digits_gan_plugin.files import atomic_write  # noqa: E402
 from digits_gan_plugin.runtime import train_options as recipes  # noqa: E402
+from digits_gan_plugin.runtime.model_files import resolve_network  # noqa: E402
 
 BASELINE = "network-mnist"
 ZOO = ("network-mnist-wgangp", "network-mnist-sngan", "network-mnist-acgan")
@@ -61,6 +63,8 @@ def train_member(recipe, dataset, job_dir, steps, progress):
     """Train `recipe` for `steps` steps into job_dir -> wall seconds (graph build included)."""
     from digits_gan_plugin.runtime.trainer import TrainOptions, train
 
+    if os.path.exists(job_dir):
+        raise SystemExit(f"{job_dir}: already exists; give a new --work folder")
     steps_per_epoch = max(1, train_count(dataset) // recipe["batch_size"])
     options = dict(recipe, dataset=str(dataset), epochs=-(-steps // steps_per_epoch), max_steps=steps)
     start = time.perf_counter()
@@ -156,6 +160,11 @@ def parse_args(argv):
                         help=f"smoke run: {QUICK_STEPS} steps each, 100 samples, a tiny judge (figures meaningless)")
     args = parser.parse_args(argv)
     args.members = [name.strip() for name in args.members.split(",")] if args.members else list(ZOO)
+    for name in args.members:
+        try:
+            resolve_network(name)
+        except DigitsGanError as error:
+            parser.error(f"--members: {error}")
     if args.quick:
         args.samples = 100
     return args
