@@ -8,7 +8,7 @@
                                   `tensorboard --logdir PARENT` names the run after the job)
     JOBDIR/train.lock             held (fcntl.flock) by the one process training the job
     JOBDIR/samples/               reals.png, fakes_epoch0001.png, ...
-    JOBDIR/metrics.csv, JOBDIR/loss_curve.png, JOBDIR/eval.json
+    JOBDIR/metrics.csv, JOBDIR/steps.csv (per summary interval), JOBDIR/loss_curve.png, JOBDIR/eval.json
     JOBDIR/inference/<name>/      result.npz, result.json, grid.png (``digits-gan infer``)
     JOBDIR/attributes/            attribute_vectors.npz (``digits-gan attributes``)
     JOBDIR/gallery/               index.html and pictures (``digits-gan gallery``)
@@ -60,6 +60,7 @@ class JobPaths:
         self.lock = self.root / "train.lock"
         self.samples = self.root / "samples"
         self.metrics = self.root / "metrics.csv"
+        self.step_metrics = self.root / "steps.csv"
         self.loss_curve = self.root / "loss_curve.png"
         self.eval_json = self.root / "eval.json"
         self.inference = self.root / "inference"
@@ -243,6 +244,36 @@ def write_metrics(path, rows):
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
+
+
+def read_step_metrics(job_dir):
+    """Rows of steps.csv (one per summary interval, written while an epoch runs) as dicts
+    of str; [] when absent. A last line cut short by a crash is dropped."""
+    path = JobPaths(job_dir).step_metrics
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable metrics CSV ({error})") from None
+    if not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return [row for row in rows if None not in row and all(value is not None for value in row.values())]
+
+
+def append_step_metrics(job_dir, row, columns):
+    """Append one row (a dict) to steps.csv; `columns` fixes the header, written when
+    the file is new. Appending keeps this cheap on every summary step; the reader drops
+    a torn last line."""
+    path = JobPaths(job_dir).step_metrics
+    new = not path.is_file() or path.stat().st_size == 0
+    with open(path, "a", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(columns), restval="", extrasaction="ignore",
+                                lineterminator="\n")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 # ------------------------------------------------------------------- inference results

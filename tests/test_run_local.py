@@ -93,7 +93,6 @@ def test_every_stage_prints_one_line_with_its_time_and_where_to_look(quick):
     assert re.search(r"accuracy \d+\.\d% \(real \d+\.\d%\) +MNIST score \d+\.\d\d", lines["evaluate"])
     assert str(quick.work / "gan" / "gallery" / "index.html") in quick.first.stdout
     assert f"tensorboard --logdir {quick.work}" in quick.first.stdout
-    assert quick.first_s < 150, f"--quick took {quick.first_s:.0f} s"
 
 
 def test_dataset_and_both_training_jobs(quick):
