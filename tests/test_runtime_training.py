@@ -465,3 +465,22 @@ def test_the_final_line_states_the_checkpoint_size_and_keep(dataset, tmp_path, c
     assert main(train_args(dataset, network, tmp_path / "job", "--max-steps", "2")) == 0
     final = capsys.readouterr().out.strip().splitlines()[-1]
     assert "trained 2 steps" in final and "MB each" in final and "--keep 2: at most" in final
+
+
+def test_summary_steps_write_a_steps_csv_row_that_the_web_charts_plot(dataset, tmp_path):
+    from digits_gan_plugin import jobdir
+    from digits_gan_plugin.webapp.charts import panels
+
+    network = write_model(tmp_path, ONE_LOSS)
+    job = tmp_path / "job"
+    assert main(train_args(dataset, network, job, "--epochs", "1", "--summary-interval", "1")) == 0
+    rows = jobdir.read_step_metrics(job)
+    assert [row["step"] for row in rows] == ["1", "2", "3", "4"]  # every step of the 4-step epoch
+    assert [float(row["epoch"]) for row in rows] == [0.25, 0.5, 0.75, 1.0]
+    assert all(math.isfinite(float(row["loss"])) and row["lr"] for row in rows)
+    losses = next(panel for panel in panels(jobdir.read_metrics(job), rows) if panel["id"] == "losses")
+    assert losses["data"][0] == [1, 2, 3, 4]  # the chart moves within the first epoch
+    # a torn last line (a kill while appending) is dropped, the rest still reads
+    with open(job / "steps.csv", "a", encoding="utf-8") as stream:
+        stream.write("5,1.25")
+    assert len(jobdir.read_step_metrics(job)) == 4

@@ -77,7 +77,7 @@ class Reporter:
         collects the model's scalar values into `scalars` (tag -> list) for metrics.csv."""
         import tensorflow.compat.v1 as tf
 
-        model_tags = set()
+        model_tags, model_scalars = set(), {}
         if summary is not None:
             self.writer.add_summary(summary, step)
             for value in tf.Summary.FromString(summary).value:
@@ -85,11 +85,21 @@ class Reporter:
                 if value.WhichOneof("value") == "simple_value":
                     tag = value.tag[len("train/"):] if value.tag.startswith("train/") else value.tag
                     scalars[tag].append(value.simple_value)
+                    model_scalars[tag] = value.simple_value
+        lr = self.options.lr_policy_for(self.plan.total_steps)(step - 1)
         values = [tf.Summary.Value(tag=f"train/{name}", simple_value=loss) for name, loss in losses.items()
                   if f"train/{name}" not in model_tags]
-        values.append(tf.Summary.Value(tag="train/lr", simple_value=self.options.lr_policy_for(
-            self.plan.total_steps)(step - 1)))
+        values.append(tf.Summary.Value(tag="train/lr", simple_value=lr))
         self.writer.add_summary(tf.Summary(value=values), step)
+        self._write_step_row(step, losses, model_scalars, lr)
+
+    def _write_step_row(self, step, losses, model_scalars, lr):
+        """One steps.csv row per summary interval, so charts move within an epoch."""
+        row = {"step": step, "epoch": f"{step / self.plan.steps_per_epoch:.4f}", "lr": f"{lr:.6g}"}
+        row.update({name: _cell(value) for name, value in losses.items()})
+        row.update({tag: _cell(value) for tag, value in model_scalars.items() if tag not in row})
+        columns = ["step", "epoch", *self.names, *sorted(set(model_scalars) - set(self.names)), "lr"]
+        jobdir.append_step_metrics(self.paths.root, row, columns)
 
     # ------------------------------------------------------------------ per epoch
     def end_epoch(self, report):

@@ -274,8 +274,7 @@ def model_page(job, inference=None):
 def job_metrics(job_id):
     job = job_or_404(job_id, "model")
     rows = jobdir.read_metrics(job.target)
-    read_steps = getattr(jobdir, "read_step_metrics", None)  # per summary interval, when the trainer writes it
-    step_rows = read_steps(job.target) if read_steps else []
+    step_rows = jobdir.read_step_metrics(job.target)
     latest = snapshots(job)[-1:] if jobdir.JobPaths(job.target).samples.is_dir() else []
     sample = None
     if latest:
