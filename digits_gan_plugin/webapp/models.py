@@ -333,5 +333,5 @@ def write_job_gallery(job_id):
     from ..gallery import write_gallery
 
     job = job_or_404(job_id, "model")
-    write_gallery(str(job.target), progress=False)
+    write_gallery(str(job.target), progress=False, title=job.name)
     return redirect(url_for("manage.job_file", job_id=job.id, name="gallery/index.html"))
