@@ -49,7 +49,7 @@ setup(
         "web": RUNTIME + WEB,
         "examples": RUNTIME + WEB + ["mlxtend>=0.22"],
         "export": RUNTIME + EXPORT,
-        "test": RUNTIME + WEB + EXPORT + ["mlxtend>=0.22", "pytest>=7", "playwright>=1.40", "vermin>=1.5"],
+        "test": RUNTIME + WEB + EXPORT + ["mlxtend>=0.22", "pytest>=7", "pytest-xdist>=3.0", "playwright>=1.40", "vermin>=1.5"],
     },
     entry_points={
         "console_scripts": ["digits-gan=digits_gan_plugin.cli:main"],

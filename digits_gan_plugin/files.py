@@ -4,10 +4,14 @@ Every output of the project is written through these helpers: a file goes to a
 temporary name beside its target and is renamed over it once complete, so a reader
 sees either the old version or the new one, never half of one.
 """
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
+
+from .errors import DataError
 
 
 def atomic_write(path, write):
@@ -75,6 +79,27 @@ def _process_alive(pid):
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+@contextlib.contextmanager
+def staged_folder(out, what):
+    """Yield a fresh staging folder beside `out` (staging_dir, so recover_staged
+    cleans up after a killed run); renamed to `out` when the block completes, removed
+    when it fails. OSError becomes one DataError line naming `out` and `what`."""
+    out = Path(out)
+    staged = Path(staging_dir(out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir()
+        yield staged
+        move_into_place(str(staged), str(out))
+    except OSError as error:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise DataError(f"{out}: cannot write the {what} ({error.strerror or error}); nothing was written") from None
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
 
 
 def recover_staged(out_dir):

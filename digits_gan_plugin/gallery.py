@@ -24,7 +24,7 @@ from .files import move_into_place
 from .jobdir import InferenceResult, JobPaths
 from .jobdir import find_results as _result_paths
 from .latent import TASKS, format_vector
-from .pictures import GIF_FRAME_MS, animation_frames  # noqa: F401 (the walkthrough's GIFs)
+from .pictures import GIF_FRAME_MS
 
 TIMELAPSE_FRAME_MS = 400
 TIMELAPSE_MAX_FRAMES = 120

@@ -12,6 +12,7 @@
     JOBDIR/inference/<name>/      result.npz, result.json, grid.png (``digits-gan infer``)
     JOBDIR/attributes/            attribute_vectors.npz (``digits-gan attributes``)
     JOBDIR/gallery/               index.html and pictures (``digits-gan gallery``)
+    JOBDIR/export/                SavedModel, model.json, weights.npz (``digits-gan export``)
 
 Every other module asks here for paths, the model facts, checkpoints, metrics and
 inference results; none builds a job path from a string. TensorFlow is imported only
@@ -66,6 +67,7 @@ class JobPaths:
         self.inference = self.root / "inference"
         self.attributes = self.root / "attributes"
         self.gallery = self.root / "gallery"
+        self.export = self.root / "export"
 
     def fakes(self, epoch):
         """Sample grid of 1-based `epoch`."""

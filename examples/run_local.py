@@ -48,7 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from digits_gan_plugin import cli, evaluation, gallery  # noqa: E402
+from digits_gan_plugin import cli, evaluation, gallery, pictures  # noqa: E402
 from digits_gan_plugin.dataset_io import DatasetReader  # noqa: E402
 from digits_gan_plugin.errors import DigitsGanError  # noqa: E402
 from digits_gan_plugin.imaging import save_gif, save_png  # noqa: E402
@@ -244,7 +244,7 @@ def train_stage(w, key, label, dataset, job, train_args, weights=None, needs=())
 
 def latent_stage(w, key, label, job, task, args, dataset, z_args=None, needs=()):
     """`digits-gan latent TASK ARGS` + `digits-gan infer`, then the task's animation as a
-    GIF (gallery.animation_frames: the frames the view plugin and the gallery show).
+    GIF (pictures.animation_frames: the frames the view plugin and the gallery show).
     z_args: None, or a function returning the z options (e.g. an encoded image's z),
     called when the stage runs."""
     folder = result_dir(job, Path(dataset).name)
@@ -254,8 +254,8 @@ def latent_stage(w, key, label, job, task, args, dataset, z_args=None, needs=())
         w.digits_gan("latent", task, "--job", job, *args, *given_z, "--out", dataset, "--overwrite", "--quiet")
         w.digits_gan("infer", "--job", job, "--dataset", dataset)
         result = load_result(folder)
-        frames = gallery.animation_frames(result.images, result.latent)
-        save_gif(frames, folder / SWEEP_GIF, duration_ms=gallery.GIF_FRAME_MS)
+        frames = pictures.animation_frames(result.images, result.latent)
+        save_gif(frames, folder / SWEEP_GIF, duration_ms=pictures.GIF_FRAME_MS)
 
     def figure():
         rows, cols = load_result(folder).meta.get("grid") or ("?", "?")

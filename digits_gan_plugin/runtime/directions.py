@@ -30,7 +30,7 @@ from ..errors import DataError
 from ..files import write_json_atomic
 from ..imaging import make_grid, save_gif, save_png
 from ..latent import save_arrays
-from .export import staged_folder
+from ..files import staged_folder
 
 METHODS = ("sefa", "ganspace", "boundary")
 LAYER_OPS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative")

@@ -24,8 +24,6 @@ model's pixel value before rounding, scaled from 0..255 to [-1, 1].
 """
 import json
 import os
-import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -34,7 +32,7 @@ import numpy as np
 
 from .. import jobdir
 from ..errors import DataError, TrainingError
-from ..files import move_into_place, staging_dir, write_json_atomic
+from ..files import staged_folder, write_json_atomic
 from ..latent import save_arrays
 from .inference import load_generator
 
@@ -306,7 +304,7 @@ def export_command(job_dir, out=None, formats=("savedmodel",), encoder_job=None,
     into `out` -> the model.json dict. Inputs, extras and `out` are checked first."""
     formats = check_formats(formats, opset, batch)
     generator_job, encoder_job = resolve_jobs(job_dir, encoder_job)
-    out = Path(out) if out else jobdir.JobPaths(job_dir).root / "export"
+    out = Path(out) if out else jobdir.JobPaths(job_dir).export
     if out.exists() and not overwrite:
         raise DataError(f"{out}: already exists (give --overwrite to replace it)")
     generator = freeze(generator_job, checkpoint)
@@ -328,27 +326,6 @@ def export_command(job_dir, out=None, formats=("savedmodel",), encoder_job=None,
         write_json_atomic(staged / MODEL_JSON, card)
     card["out"] = str(out)
     return card
-
-
-@contextmanager
-def staged_folder(out, what):
-    """Yield a fresh staging folder beside `out` (files.staging_dir, so recover_staged
-    cleans up after a killed run); renamed to `out` when the block completes, removed
-    when it fails. OSError becomes one DataError line naming `out` and `what`."""
-    out = Path(out)
-    staged = Path(staging_dir(out))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staged, ignore_errors=True)
-        staged.mkdir()
-        yield staged
-        move_into_place(str(staged), str(out))
-    except OSError as error:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise DataError(f"{out}: cannot write the {what} ({error.strerror or error}); nothing was written") from None
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
 
 
 def read_model_card(folder):

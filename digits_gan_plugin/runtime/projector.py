@@ -34,7 +34,7 @@ from ..errors import DataError
 from ..files import write_json_atomic
 from ..imaging import list_image_files, make_grid, save_gif, save_png
 from ..latent import save_arrays
-from .export import staged_folder
+from ..files import staged_folder
 
 Z_BOUNDS = {"uniform": 1.0, "normal": 3.0}
 

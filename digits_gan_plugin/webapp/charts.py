@@ -26,7 +26,8 @@ def kind_of(name):
     return "metrics"
 
 
-def _number(text):
+def finite_number(text):
+    """float(text), or None when it is not a finite number."""
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -35,8 +36,8 @@ def _number(text):
 
 
 def _points(rows, name):
-    return {int(float(row["step"])): _number(row.get(name)) for row in rows
-            if _number(row.get("step")) is not None and _number(row.get(name)) is not None}
+    return {int(float(row["step"])): finite_number(row.get(name)) for row in rows
+            if finite_number(row.get("step")) is not None and finite_number(row.get(name)) is not None}
 
 
 def panels(epoch_rows, step_rows=()):

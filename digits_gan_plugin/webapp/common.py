@@ -124,11 +124,3 @@ def fitting_view_tasks(facts):
 def when(stamp):
     """'2026-11-22T09:49:58+00:00' -> '2026-11-22 09:49:58 UTC' for the pages."""
     return (stamp or "").replace("T", " ").replace("+00:00", " UTC")
-
-
-def number(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if value == value and abs(value) != float("inf") else None

@@ -15,7 +15,8 @@ from ..runtime.model_files import describe, list_model_definitions
 from ..runtime.train_options import TRAIN_OPTIONS
 from ..options import to_cli_args
 from . import charts, forms, tensorboard
-from .common import dataset_summary, job_or_404, manager, model_facts, number, refuse
+from .charts import finite_number
+from .common import dataset_summary, job_or_404, manager, model_facts, refuse
 from .fitcheck import FitChecker, rank
 from .jobs import DONE, cli_command
 from .safety import is_local_address
@@ -281,7 +282,7 @@ def job_metrics(job_id):
         sample = url_for("manage.job_file", job_id=job.id, name=f"samples/{latest[0][1]}", v=latest[0][0])
     return jsonify(status=job.status, sample=sample, sample_name=latest[0][1] if latest else None,
                    panels=charts.panels(rows, step_rows), progress=job.progress(),
-                   epochs=[{k: number(v) for k, v in row.items()} for row in rows][-1:])
+                   epochs=[{k: finite_number(v) for k, v in row.items()} for row in rows][-1:])
 
 
 @blueprint.route("/jobs/<job_id>/timelapse.gif")
