@@ -44,6 +44,7 @@ class OptionsPlugin(DataIngestionInterface):
 
     OPTIONS = []
     has_labels = True
+    stage_entries = None  # {stage: entries}, filled once by _load() (lazily: see itemize_entries)
 
     def __init__(self, is_inference_db=False, **kwargs):
         if is_inference_db:
@@ -79,7 +80,7 @@ class OptionsPlugin(DataIngestionInterface):
     def itemize_entries(self, stage):
         """The entries of `stage`. Plugins that read their sources first define `_load()`,
         which sets `self.stage_entries` {stage: list}; it runs once, on the main thread."""
-        if not hasattr(self, "stage_entries"):
+        if self.stage_entries is None:
             self._load()
         return self.stage_entries.get(stage, [])
 

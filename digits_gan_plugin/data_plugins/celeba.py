@@ -129,6 +129,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
         Option("fast_decode", bool, False,
                help="faster JPEG decoding (integer IDCT, plain chroma upsampling): 1-1.5 grey levels off on average"),
     ]
+    label_names = image_dir = labels = None  # filled by _load() from the attribute list
 
     @staticmethod
     def get_id():

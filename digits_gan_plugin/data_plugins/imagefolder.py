@@ -28,6 +28,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
         Option("val_fraction", float, 0.1, min=0.0, max=0.9, help="share of the images put in val_db"),
         Option("seed", int, 0, help="seed of the shuffle before the train/val split"),
     ]
+    label_names = num_classes = None  # filled by _load() from the class sub-folders
 
     @staticmethod
     def get_id():

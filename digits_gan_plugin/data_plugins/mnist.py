@@ -121,6 +121,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
     ]
     label_names = CLASS_NAMES
     num_classes = len(CLASS_NAMES)
+    images = labels = files = None  # filled by _load(): the arrays, or the (path, label) files
 
     @staticmethod
     def get_id():
