@@ -138,3 +138,16 @@ def tiny_mnist_dataset(tmp_path_factory):
     write_mnist_idx_dir(root / "source")
     write_dataset(DataIngestion(source=str(root / "source")), root / "dataset", workers=1, progress=False)
     return root / "dataset"
+
+
+# The longest files start first, so that two xdist workers (pytest.ini) finish together
+# instead of one running the browser test alone at the end.
+SLOW_FIRST = ("test_webapp_browser.py", "test_run_local.py", "test_zoo_models.py", "test_models_gaussian.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each file is kept
