@@ -23,15 +23,14 @@ import io
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError, TrainingError
-from .files import atomic_write, move_into_place, write_json_atomic, write_text_atomic
+from .files import staged_folder, write_json_atomic, write_text_atomic
+from .imaging import save_png
 from .latent import ModelFacts, read_arrays, save_arrays
 
 CONFIG_FILE = "config.json"
@@ -366,7 +365,7 @@ def _write_file_result(arrays_path, grid_path, arrays, grid):
     written = []
     try:
         if grid is not None:
-            _save_png_atomic(grid_path, grid)
+            save_png(grid, grid_path)
             written.append(str(grid_path))
         save_arrays(arrays_path, arrays)
     except BaseException:
@@ -377,28 +376,16 @@ def _write_file_result(arrays_path, grid_path, arrays, grid):
 
 
 def _write_folder_result(out, arrays, info, grid):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        names = [RESULT_ARRAYS]
+    names = [RESULT_ARRAYS]
+    with staged_folder(out, "inference result") as staged:
         save_arrays(staged / RESULT_ARRAYS, arrays)
         if grid is not None:
-            _save_png_atomic(staged / RESULT_GRID, grid)
+            save_png(grid, staged / RESULT_GRID)
             names.append(RESULT_GRID)
         if info is not None:
             write_json_atomic(staged / RESULT_INFO, info)
             names.append(RESULT_INFO)
-        move_into_place(staged, out)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return [str(out / name) for name in names]
-
-
-def _save_png_atomic(path, image):
-    from .imaging import save_png
-
-    atomic_write(path, lambda tmp: save_png(image, tmp))
 
 
 def _read_result_info(path):
