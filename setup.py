@@ -10,8 +10,10 @@ PLUGIN_LAYER = [
     "tqdm>=4.60",
     "threadpoolctl>=3.0",
 ]
-# The standalone runtime: training, inference, evaluation, charts, TensorBoard.
-RUNTIME = ["tensorflow>=2.13", "tf-slim>=1.1", "tensorboard>=2.13", "matplotlib>=3.5", "h5py>=3.7"]
+# The standalone runtime: training, inference, evaluation, charts, TensorBoard, the
+# latent directions' InterFaceGAN boundaries (scikit-learn).
+RUNTIME = ["tensorflow>=2.13", "tf-slim>=1.1", "tensorboard>=2.13", "matplotlib>=3.5", "h5py>=3.7",
+           "scikit-learn>=1.0"]
 # The web UI (and the DIGITS-host emulation in the tests).
 WEB = ["Flask>=2.2", "Flask-WTF>=1.1", "WTForms>=3.0", "Jinja2>=3.0"]
 # `digits-gan export --format onnx` (and reading the ONNX file back in the tests).

@@ -6,21 +6,22 @@ recipe but its own network (the zoo files set their own solvers and learning rat
 their loss entries). Same dataset (the embedded 4,500-digit sample unless --dataset),
 batch size and seed (0) for all.
 
-Budget (--budget time, the default): the wall time of the baseline's training loop
-(MNIST_RECIPE: 30 epochs, ~10 minutes on 2 idle cores). Each member first runs
---calibration-steps steps to measure its images/s, then trains for as many steps as that
-rate fits in the budget (a slower step buys fewer steps; the calibration includes the
-warm-up, so the estimate errs on the short side). --budget steps: every member trains the
-baseline's number of steps instead.
+Budget: --cpu-budget CPU seconds of training steps per member, the baseline included
+(process time, all of TensorFlow's threads: unlike wall time it does not depend on what
+else the machine runs). Each member first trains --calibration-steps steps to measure its
+CPU seconds per step (the steps after the first few, graph build and warm-up left out),
+then trains for as many steps as fit in the budget. The table gives each run's process CPU
+seconds and wall seconds (the whole training call: graph build, checkpoints and
+validation included) and images/s; the load average is printed at the start and the end.
 
 Judged by `digits-gan evaluate` (its classifier, cached per dataset, no download):
 conditional accuracy / real ratio, MNIST score / real ratio, Frechet distance and its real
 floor (held-out vs train features), KID (mean +- std over subsets), precision, recall,
-density, coverage; plus steps, training wall time and images/s. Prints a Markdown table
+density, coverage; plus steps, training CPU and wall time and images/s. Prints a Markdown table
 (BENCHMARKS.md) and, with --figure, writes one 10 x 10 class grid per model side by side.
 
 Usage:
-    python benchmarks/zoo.py [--work DIR] [--dataset DS] [--budget time|steps]
+    python benchmarks/zoo.py [--work DIR] [--dataset DS] [--cpu-budget SECONDS]
                              [--members network-mnist-sngan,...] [--samples N] [--figure PNG]
     python benchmarks/zoo.py --quick    # smoke run: a few steps each, tiny judge (figures meaningless)
 """
@@ -44,8 +45,9 @@ from digits_gan_plugin.runtime.model_files import resolve_network  # noqa: E402
 BASELINE = "network-mnist"
 ZOO = ("network-mnist-wgangp", "network-mnist-sngan", "network-mnist-acgan")
 QUICK_STEPS = 3
+WARM_UP_STEPS = 10  # calibration steps left out of the CPU-per-step estimate
 COLUMNS = ("model", "steps", "acc ratio", "score ratio", "FD", "FD floor", "KID", "precision", "recall",
-           "density", "coverage", "train s", "img/s")
+           "density", "coverage", "CPU s", "wall s", "img/s")
 
 
 def loop_seconds(job_dir, batch_size):
@@ -60,16 +62,19 @@ def loop_seconds(job_dir, batch_size):
 
 
 def train_member(recipe, dataset, job_dir, steps, progress):
-    """Train `recipe` for `steps` steps into job_dir -> wall seconds (graph build included)."""
+    """Train `recipe` for `steps` steps into job_dir -> (process CPU seconds, wall seconds)
+    of the training call and the process CPU time after every step (a list)."""
     from digits_gan_plugin.runtime.trainer import TrainOptions, train
 
     if os.path.exists(job_dir):
         raise SystemExit(f"{job_dir}: already exists; give a new --work folder")
     steps_per_epoch = max(1, train_count(dataset) // recipe["batch_size"])
     options = dict(recipe, dataset=str(dataset), epochs=-(-steps // steps_per_epoch), max_steps=steps)
-    start = time.perf_counter()
-    train(TrainOptions(**options), job_dir, progress=progress)
-    return time.perf_counter() - start
+    after_step = []
+    cpu, wall = time.process_time(), time.perf_counter()
+    train(TrainOptions(**options), job_dir, progress=progress,
+          step_callback=lambda step: after_step.append(time.process_time()))
+    return time.process_time() - cpu, time.perf_counter() - wall, after_step
 
 
 def train_count(dataset):
@@ -78,18 +83,18 @@ def train_count(dataset):
     return DatasetReader(dataset).count("train_db")
 
 
-def budget_steps(args, recipe, dataset, work, baseline_loop_s, baseline_steps, progress):
-    """Steps for a member: the baseline's (--budget steps, --quick) or as many as its
-    calibrated images/s fit in the baseline's loop time."""
-    if args.quick or args.budget == "steps":
-        return baseline_steps
+def budget_steps(args, recipe, dataset, work, progress):
+    """Steps for a member: as many as its calibrated CPU seconds per step fit in
+    --cpu-budget (QUICK_STEPS with --quick) -> (steps, CPU seconds per step or None)."""
+    if args.quick:
+        return QUICK_STEPS, None
     calibration = os.path.join(work, "calibration-" + recipe["network"])
-    train_member(recipe, dataset, calibration, args.calibration_steps, progress)
-    seconds, steps = loop_seconds(calibration, recipe["batch_size"])
-    return max(1, int(baseline_loop_s * steps / seconds))
+    after_step = train_member(recipe, dataset, calibration, args.calibration_steps, progress)[2]
+    per_step = (after_step[-1] - after_step[WARM_UP_STEPS - 1]) / (len(after_step) - WARM_UP_STEPS)
+    return max(1, int(args.cpu_budget / per_step)), per_step
 
 
-def judge(job_dir, args, classifier, wall_s, batch_size):
+def judge(job_dir, args, classifier, cpu_s, wall_s, batch_size):
     result = evaluation.evaluate(job_dir, samples=args.samples, seed=0, checkpoint="last",
                                  classifier_settings=classifier, progress=not args.quick)
     generated, real, ratios = result["generated"], result["real"], result["ratios"]
@@ -99,8 +104,12 @@ def judge(job_dir, args, classifier, wall_s, batch_size):
         "FD": generated["frechet_distance"], "FD floor": real["frechet_distance_floor"],
         "KID": generated["kid"], "KID std": generated["kid_std"],
         **{name: generated[name] for name in ("precision", "recall", "density", "coverage")},
-        "train s": wall_s, "img/s": steps * batch_size / seconds if seconds else None,
+        "CPU s": cpu_s, "wall s": wall_s, "img/s": steps * batch_size / seconds if seconds else None,
     }
+
+
+def load_average():
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
 def markdown_table(rows):
@@ -111,7 +120,7 @@ def markdown_table(rows):
         if name == "KID":
             return f"{value:.4f} +- {row['KID std']:.4f}"
         if isinstance(value, float):
-            return f"{value:.0f}" if name in ("train s", "img/s") else f"{value:.3f}"
+            return f"{value:.0f}" if name in ("CPU s", "wall s", "img/s") else f"{value:.3f}"
         return "-" if value is None else str(value)
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -150,9 +159,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", help="folder for the dataset and jobs (default: a new temp folder)")
     parser.add_argument("--dataset", help="an MNIST-format dataset (default: build the embedded sample)")
-    parser.add_argument("--budget", choices=("time", "steps"), default="time",
-                        help="members get the baseline's training time (default) or its number of steps")
-    parser.add_argument("--calibration-steps", type=int, default=60, help="steps measuring a member's images/s")
+    parser.add_argument("--cpu-budget", type=float, default=300.0,
+                        help="process CPU seconds of training steps per member (default 300)")
+    parser.add_argument("--calibration-steps", type=int, default=40,
+                        help=f"steps measuring a member's CPU seconds per step (> {WARM_UP_STEPS})")
     parser.add_argument("--members", help=f"comma-separated zoo members (default: {','.join(ZOO)})")
     parser.add_argument("--samples", type=int, default=10000, help="generated samples per evaluation")
     parser.add_argument("--figure", help="write the side-by-side sample grids to this PNG")
@@ -165,6 +175,10 @@ def parse_args(argv):
             resolve_network(name)
         except DigitsGanError as error:
             parser.error(f"--members: {error}")
+    if not args.cpu_budget > 0:
+        parser.error(f"--cpu-budget: expected a positive number of seconds, got {args.cpu_budget}")
+    if args.calibration_steps <= WARM_UP_STEPS:
+        parser.error(f"--calibration-steps: expected more than {WARM_UP_STEPS}, got {args.calibration_steps}")
     if args.quick:
         args.samples = 100
     return args
@@ -182,23 +196,21 @@ def main(argv=None):
     baseline = dict(recipes.MNIST_RECIPE)
     classifier = evaluation.QUICK_CLASSIFIER if args.quick else None
     progress = not args.quick
-    print(f"baseline recipe: {json.dumps(baseline)}; budget: {args.budget}; work folder {work}", flush=True)
+    print(f"baseline recipe: {json.dumps(baseline)}; budget: {args.cpu_budget:.0f} CPU s per member; "
+          f"load average {load_average()}; work folder {work}", flush=True)
 
     jobs, rows = {}, []
-    steps = QUICK_STEPS if args.quick else baseline["epochs"] * (train_count(dataset) // baseline["batch_size"])
-    jobs[BASELINE] = os.path.join(work, BASELINE)
-    wall = train_member(baseline, dataset, jobs[BASELINE], steps, progress)
-    baseline_loop_s, baseline_steps = loop_seconds(jobs[BASELINE], baseline["batch_size"])
-    rows.append(dict(model=BASELINE, **judge(jobs[BASELINE], args, classifier, wall, baseline["batch_size"])))
-    for name in args.members:
+    for name in [BASELINE] + args.members:
         recipe = dict(baseline, network=name)
-        member_steps = budget_steps(args, recipe, dataset, work, baseline_loop_s, baseline_steps, progress)
+        steps, per_step = budget_steps(args, recipe, dataset, work, progress)
+        if per_step:
+            print(f"{name}: {per_step:.3f} CPU s per step -> {steps} steps", flush=True)
         jobs[name] = os.path.join(work, name)
-        wall = train_member(recipe, dataset, jobs[name], member_steps, progress)
-        rows.append(dict(model=name, **judge(jobs[name], args, classifier, wall, recipe["batch_size"])))
+        cpu, wall, _ = train_member(recipe, dataset, jobs[name], steps, progress)
+        rows.append(dict(model=name, **judge(jobs[name], args, classifier, cpu, wall, recipe["batch_size"])))
 
-    print(f"\nBudget: {args.budget} of the baseline ({baseline_steps} steps, {baseline_loop_s:.0f} s of training "
-          f"steps); seed 0, batch {baseline['batch_size']}, dataset {dataset}\n")
+    print(f"\nBudget: {args.cpu_budget:.0f} CPU s of training steps per member; seed 0, batch "
+          f"{baseline['batch_size']}, dataset {dataset}; load average at the end {load_average()}\n")
     print(markdown_table(rows))
     if args.figure:
         write_figure(args.figure, jobs)

@@ -1,272 +1,59 @@
-"""Sample-quality evaluation of conditional MNIST-family GAN jobs.
+"""Judges and the sample-quality evaluation of GAN jobs.
 
-A small CNN classifier, trained once per dataset and cached, judges generated digits:
+A judge is a small CNN trained once on a dataset's own labels and cached by the
+dataset's fingerprint: class labels (MNIST digits, imagefolder class sub-folders) get a
+softmax over the classes, attribute labels (CelebA's 1 x 1 x 40) one sigmoid per
+attribute. Any image size and channel count (images over JUDGE_SIDE pixels are
+average-pooled to about that first).
 
-- conditional accuracy: the classifier's argmax equals the class the generator was asked for;
-- MNIST score: ``exp(mean_x KL(p(y|x) || p(y)))``, the Inception score with the digit
-  classifier (``num_classes`` for confident, class-balanced samples; 1 for uninformative ones);
-- Frechet distance between Gaussians fitted to the classifier's penultimate-layer features
-  of generated and real held-out digits (FID with the digit classifier);
-- a mode-collapse indicator: per class, the mean pairwise pixel distance of generated samples
-  divided by that of real held-out samples (1.0 = as diverse as real data, ~0 = collapse);
-- in the same feature space: KID (unbiased MMD^2, cubic kernel, mean and std over subsets),
-  improved precision / recall (k-NN manifolds, k = 3) and density / coverage (k = 5).
+`evaluate` samples a generator job whose dataset has a judge and compares the samples
+with real held-out images (the dataset's ``val_db``) in the judge's penultimate-layer
+feature space (feature_metrics): Frechet distance, KID (mean and std over subsets),
+improved precision / recall and density / coverage, each beside its real floor (real
+held-out against real train images). Where the dataset has classes: the MNIST score
+(the Inception score with the judge), and for conditional generators the conditional
+accuracy and the per-class diversity (mode-collapse indicator). With attribute vectors
+(``digits-gan attributes``): the attribute-edit rates.
 
-Real held-out digits (the dataset's ``val_db``) give the ceiling for each figure.
-The metric functions use numpy only; TensorFlow/Keras is imported inside the functions
-that train or run the classifier.
+TensorFlow/Keras is imported inside the functions that train or run a judge or a generator.
 """
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 
 from . import jobdir
 from .errors import DataError
+from .feature_metrics import (classifier_score, conditional_accuracy, diversity_ratios, edit_effects,
+                              features_frechet_distance, kernel_inception_distance, label_accuracies,
+                              majority_accuracy, manifold_metrics)
 from .files import write_json_atomic
 
 TRAIN_STAGE = "train_db"
 HELD_OUT_STAGE = "val_db"
 
-# ----------------------------------------------------------------------------- metrics
+# -------------------------------------------------------------------------- the judge
 
-def conditional_accuracy(probs, requested):
-    """Fraction of samples whose argmax class equals the requested class.
+CLASSES, ATTRIBUTES = "classes", "attributes"
+# Images larger than this are average-pooled to about this side first: attributes are
+# visible at 32 px and the judge stays a CPU-minute model.
+JUDGE_SIDE = 32
 
-    probs: float N,K class probabilities (or logits); requested: int N class ids.
-    """
-    probs = np.asarray(probs)
-    requested = np.asarray(requested)
-    if probs.shape[0] == 0:
-        raise DataError("conditional_accuracy: no samples")
-    return float(np.mean(np.argmax(probs, axis=1) == requested))
-
-
-def classifier_score(probs):
-    """MNIST/Inception score ``exp(mean_x KL(p(y|x) || p(y)))``.
-
-    probs: float N,K, rows are probability distributions (>= 0, summing to 1).
-    p(y) is the marginal over the N rows. Zero probabilities contribute 0 to the KL
-    (the limit of p log p), so one-hot predictions are fine. Returns a float in [1, K].
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2 or probs.shape[0] == 0:
-        raise DataError(f"classifier_score: expected N,K probabilities with N > 0, got shape {probs.shape}")
-    marginal = probs.mean(axis=0, keepdims=True)
-    # Where p(y|x) > 0 the marginal is > 0 too, so the masked log never sees 0.
-    positive = probs > 0
-    log_ratio = np.zeros_like(probs)
-    log_ratio[positive] = np.log(probs[positive]) - np.log(np.broadcast_to(marginal, probs.shape)[positive])
-    kl = np.sum(probs * log_ratio, axis=1)
-    return float(np.exp(np.mean(kl)))
-
-
-def feature_statistics(features):
-    """Mean (F,) and covariance (F,F) in float64 of features float N,F (N >= 2)."""
-    features = np.asarray(features, dtype=np.float64)
-    if features.ndim != 2 or features.shape[0] < 2:
-        raise DataError(f"feature_statistics: expected N,F features with N >= 2, got shape {features.shape}")
-    return features.mean(axis=0), np.cov(features, rowvar=False)
-
-
-def sqrtm_psd(matrix):
-    """Principal square root of a symmetric positive semi-definite matrix (F,F float64).
-
-    Symmetrizes first (covariances carry rounding asymmetry) and clips the tiny negative
-    eigenvalues that rounding produces to 0.
-    """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
-
-
-def trace_sqrt_product(sigma1, sigma2, use_scipy=None):
-    """``tr(sqrtm(sigma1 @ sigma2))`` for symmetric PSD sigma1, sigma2 (F,F).
-
-    With scipy (use_scipy None = when importable) this is scipy.linalg.sqrtm of the product;
-    without it, the product's eigenvalues equal those of the symmetric PSD matrix
-    ``sqrt(sigma1) sigma2 sqrt(sigma1)``, so the trace is the sum of the square roots of
-    that matrix's (clipped) eigenvalues.
-    """
-    if use_scipy is None:
-        use_scipy = importlib.util.find_spec("scipy") is not None
-    if use_scipy:
-        import warnings
-        import scipy.linalg
-        with warnings.catch_warnings():  # singular covariances (dead ReLU features) are expected
-            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-            root = scipy.linalg.sqrtm(np.asarray(sigma1) @ np.asarray(sigma2))
-        if np.all(np.isfinite(root)):
-            return float(np.real(np.trace(root)))
-        # Singular products can make sqrtm fail; the symmetric form below cannot.
-    root1 = sqrtm_psd(sigma1)
-    middle = root1 @ np.asarray(sigma2, dtype=np.float64) @ root1
-    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
-    return float(np.sum(np.sqrt(np.clip(eigenvalues, 0, None))))
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2, use_scipy=None):
-    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2):
-    ``|mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 sqrtm(sigma1 sigma2))``, a float >= 0."""
-    mu1, mu2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
-    sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise DataError(f"frechet_distance: shapes differ: mu {mu1.shape} vs {mu2.shape}, "
-                        f"sigma {sigma1.shape} vs {sigma2.shape}")
-    distance = (np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2)
-                - 2 * trace_sqrt_product(sigma1, sigma2, use_scipy))
-    return float(max(distance, 0.0))
-
-
-def features_frechet_distance(features1, features2):
-    """Frechet distance between Gaussians fitted to two feature sets (float N1,F and N2,F)."""
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
-
-
-def mean_pairwise_distance(samples):
-    """Mean L2 distance over all pairs i < j of samples (N,...) flattened; 0.0 when N < 2."""
-    flat = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
-    count = len(flat)
-    if count < 2:
-        return 0.0
-    squared_norms = np.sum(flat ** 2, axis=1)
-    squared = squared_norms[:, None] + squared_norms[None, :] - 2 * flat @ flat.T
-    upper = np.triu_indices(count, k=1)
-    return float(np.mean(np.sqrt(np.clip(squared[upper], 0, None))))
-
-
-def diversity_ratios(generated, generated_labels, real, real_labels, num_classes,
-                     max_per_class=300, seed=0):
-    """Mode-collapse indicator per class.
-
-    generated, real: images N,H,W,C (any numeric dtype, same scale); *_labels: int N.
-    For each class k: mean pairwise distance of generated class-k samples divided by that
-    of real class-k samples, each class subsampled (fixed seed) to at most max_per_class.
-    Returns a list of K floats, None for a class with fewer than 2 samples on either side.
-    """
-    rng = np.random.default_rng(seed)
-    generated_labels = np.asarray(generated_labels)
-    real_labels = np.asarray(real_labels)
-
-    def spread(images, labels, k):
-        index = np.flatnonzero(labels == k)
-        if len(index) > max_per_class:
-            index = rng.choice(index, max_per_class, replace=False)
-        return mean_pairwise_distance(images[index]) if len(index) >= 2 else None
-
-    ratios = []
-    for k in range(num_classes):
-        generated_spread = spread(generated, generated_labels, k)
-        real_spread = spread(real, real_labels, k)
-        if generated_spread is None or not real_spread:
-            ratios.append(None)
-        else:
-            ratios.append(generated_spread / real_spread)
-    return ratios
-
-
-# Offline metrics in the judge's feature space: KID (Binkowski et al. 2018), improved
-# precision / recall (Kynkaanniemi et al. 2019), density / coverage (Naeem et al. 2020).
-
-def _features(features, what):
-    features = np.asarray(features, dtype=np.float64)
-    if features.ndim != 2 or len(features) < 2:
-        raise DataError(f"{what}: expected N,F features with N >= 2, got shape {features.shape}")
-    return features
-
-
-def _mmd2_unbiased(x, y):
-    """Unbiased MMD^2 of samples x, y (m,F each) with k(a, b) = (a.b / F + 1)^3."""
-    m, dim = len(x), x.shape[1]
-    k_xx, k_yy, k_xy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
-    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
-    return float(within - 2 * k_xy.mean())
-
-
-def kernel_inception_distance(features1, features2, subsets=50, subset_size=1000, seed=0):
-    """KID: the unbiased MMD^2 between two feature sets (N1,F and N2,F) with the cubic
-    polynomial kernel, averaged over `subsets` random subsets of `subset_size` rows of
-    each (at most min(N1, N2)) -> (mean, std over the subsets). ~0 for one distribution."""
-    x, y = _features(features1, "kid"), _features(features2, "kid")
-    size = min(subset_size, len(x), len(y))
-    rng = np.random.default_rng(seed)
-    values = [_mmd2_unbiased(x[rng.choice(len(x), size, replace=False)], y[rng.choice(len(y), size, replace=False)])
-              for _ in range(max(1, int(subsets)))]
-    return float(np.mean(values)), float(np.std(values))
-
-
-def _distances(a, b):
-    """Euclidean distances a (N,F) x b (M,F) -> N,M float64."""
-    squared = np.sum(a ** 2, axis=1)[:, None] + np.sum(b ** 2, axis=1)[None, :] - 2 * a @ b.T
-    return np.sqrt(np.clip(squared, 0, None))
-
-
-def _chunks(count, size=1024):
-    return (slice(start, start + size) for start in range(0, count, size))
-
-
-def knn_radii(features, k):
-    """Distance of each row of features (N,F) to its k-th nearest other row (N,)."""
-    if not 1 <= k < len(features):
-        raise DataError(f"k-NN radius: k is {k}, expected 1..{len(features) - 1}")
-    radii = np.empty(len(features))
-    for rows in _chunks(len(features)):
-        # column k of the sorted distances: index 0 is the row itself (distance 0)
-        radii[rows] = np.partition(_distances(features[rows], features), k, axis=1)[:, k]
-    return radii
-
-
-def _ball_counts(points, centres, radii):
-    """For each point (N,F): how many of the balls (centres M,F, radii M) hold it -> (N,) int."""
-    counts = np.empty(len(points), dtype=np.int64)
-    for rows in _chunks(len(points)):
-        counts[rows] = np.sum(_distances(points[rows], centres) <= radii[None, :], axis=1)
-    return counts
-
-
-def _subsample(features, max_samples, rng):
-    return features if len(features) <= max_samples else features[rng.choice(len(features), max_samples,
-                                                                             replace=False)]
-
-
-def manifold_metrics(real, generated, k_pr=3, k_dc=5, max_samples=5000, seed=0):
-    """Improved precision / recall (k = k_pr) and density / coverage (k = k_dc) of
-    generated features (M,F) against real ones (N,F), each subsampled to max_samples.
-
-    precision: fraction of generated samples inside some real sample's k-NN ball;
-    recall: fraction of real samples inside some generated sample's k-NN ball;
-    density: mean number of real balls holding a generated sample, divided by k (~1 when
-    both follow one distribution); coverage: fraction of real samples whose ball holds a
-    generated sample. All in [0, 1] except density (>= 0). Returns a dict."""
-    rng = np.random.default_rng(seed)
-    real = _subsample(_features(real, "manifold_metrics real"), max_samples, rng)
-    generated = _subsample(_features(generated, "manifold_metrics generated"), max_samples, rng)
-    real_pr, generated_pr, real_dc = knn_radii(real, k_pr), knn_radii(generated, k_pr), knn_radii(real, k_dc)
-    coverage = np.empty(len(real), dtype=bool)
-    for rows in _chunks(len(real)):
-        coverage[rows] = _distances(real[rows], generated).min(axis=1) <= real_dc[rows]
-    return {
-        "precision": float(np.mean(_ball_counts(generated, real, real_pr) > 0)),
-        "recall": float(np.mean(_ball_counts(real, generated, generated_pr) > 0)),
-        "density": float(np.mean(_ball_counts(generated, real, real_dc)) / k_dc),
-        "coverage": float(np.mean(coverage)),
-    }
-
-
-# -------------------------------------------------------------------------- classifier
 
 @dataclass(frozen=True)
 class ClassifierSettings:
     """Architecture and training budget of the judge CNN (part of its cache key).
 
-    conv(width, 5x5) - pool - conv(2*width, 5x5) - pool - dense(feature_dim) - logits,
-    trained with Adam on the train split, with random shifts of up to `shift` pixels.
+    [average-pool to ~JUDGE_SIDE px] - conv(width, 5x5) - pool - conv(2*width, 5x5) - pool
+    - dense(feature_dim) - logits, trained with Adam on at most `max_images` train images
+    (a seeded random subset of a larger split) for `epochs` passes or `max_steps` batches,
+    whichever ends first, with random shifts of up to `shift` pixels.
     """
     epochs: int = 6
     batch_size: int = 64
@@ -275,6 +62,16 @@ class ClassifierSettings:
     learning_rate: float = 1e-3
     shift: int = 2
     seed: int = 0
+    max_steps: Optional[int] = None
+    max_images: int = 20000
+
+    def check(self, labels=None):
+        """self; DataError naming the first count below 1 (by labels {field: flag} when given)."""
+        for name in ("epochs", "max_steps", "max_images", "batch_size", "width", "feature_dim"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise DataError(f"{(labels or {}).get(name, 'judge ' + name)} {value}: expected an integer >= 1")
+        return self
 
 
 DEFAULT_CLASSIFIER = ClassifierSettings()
@@ -308,6 +105,44 @@ def dataset_fingerprint(dataset_dir, settings):
     return digest.hexdigest()[:16]
 
 
+def dataset_labels(reader):
+    """(kind, label names or None) of a dataset's labels, checked to be what a judge trains
+    on: labelled train_db and val_db splits with class ids (kind 'classes': MNIST digits,
+    imagefolder class sub-folders) or 1 x 1 x K attribute values (kind 'attributes',
+    label > 0 = has it: CelebA's 40). DataError naming the dataset otherwise."""
+    where = reader.dataset_dir
+    for stage in (TRAIN_STAGE, HELD_OUT_STAGE):
+        if stage not in reader.stages:
+            raise DataError(f"{where}: dataset has no {stage} split (a judge needs labelled "
+                            f"{TRAIN_STAGE} and {HELD_OUT_STAGE} images)")
+    shape = reader.label_shape(TRAIN_STAGE)
+    if shape is None:
+        raise DataError(f"{where}: dataset has no labels; a judge needs class labels (e.g. MNIST digits, "
+                        f"imagefolder class sub-folders) or attribute labels (e.g. CelebA's 40 attributes)")
+    if shape != reader.label_shape(HELD_OUT_STAGE):
+        raise DataError(f"{where}/dataset.json: {TRAIN_STAGE} labels are {shape}, {HELD_OUT_STAGE} labels are "
+                        f"{reader.label_shape(HELD_OUT_STAGE)}; a judge needs the same labels in both")
+    names = reader.label_names
+    if shape == []:
+        return CLASSES, [str(name) for name in names] if names else None
+    count = int(np.prod(shape))
+    return ATTRIBUTES, [str(name) for name in names] if names and len(names) == count else \
+        [f"attr{index}" for index in range(count)]
+
+
+def _read_labelled(reader, stage, kind, limit, seed):
+    """(images uint8 N,H,W,C, labels) of a stage, at most `limit` of them (a seeded random
+    subset, in key order): int64 (N,) class ids, or float32 N,K of 0/1 attribute values."""
+    count = reader.count(stage)
+    if count > limit:
+        x, y = reader.read_items(stage, np.sort(np.random.default_rng(seed).choice(count, limit, replace=False)))
+    else:
+        x, y = reader.read_all(stage)
+    if kind == CLASSES:
+        return x, np.asarray(y, dtype=np.int64)
+    return x, (np.asarray(y).reshape(len(y), -1) > 0).astype(np.float32)
+
+
 def _progress_enabled(progress):
     return bool(progress) and sys.stderr.isatty()
 
@@ -319,10 +154,13 @@ def _build_classifier(input_shape, num_classes, settings):
     layers = keras.layers
     inputs = keras.Input(shape=tuple(input_shape))
     x = layers.Rescaling(1.0 / 255)(inputs)
+    factor = -(-max(input_shape[:2]) // JUDGE_SIDE)
+    if factor > 1:
+        x = layers.AveragePooling2D(factor, padding="same")(x)
     x = layers.Conv2D(settings.width, 5, padding="same", activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
+    x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.Conv2D(2 * settings.width, 5, padding="same", activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
+    x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.Flatten()(x)
     features = layers.Dense(settings.feature_dim, activation="relu", name="features")(x)
     logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
@@ -342,12 +180,16 @@ def _random_shifts(images, max_shift, rng):
     return shifted
 
 
-class DigitClassifier:
-    """The judge CNN. `predict` gives class probabilities and penultimate features.
+class Judge:
+    """A dataset's judge CNN: label `probabilities`, penultimate `features`, or both (`predict`).
 
-    Attributes: fingerprint (cache key), directory (cache entry), val_accuracy (on the
-    dataset's held-out split), num_classes, input_shape [H,W,C], settings,
-    trained_now (True when this instance was trained rather than loaded from the cache).
+    Attributes: kind ('classes': softmax over num_classes classes; 'attributes': one
+    sigmoid per attribute, num_classes of them), label_names (or None), input_shape
+    [H,W,C], val_accuracy (on the held-out split; the mean over attributes),
+    majority_accuracy (the same for always answering the most frequent label: the floor
+    val_accuracy must clear), label_accuracy (per attribute, or None), fingerprint (cache
+    key), directory (cache entry), settings, info (its classifier.json), trained_now (True
+    when this instance was trained rather than loaded from the cache).
     """
 
     WEIGHTS = "classifier.weights.h5"
@@ -359,40 +201,77 @@ class DigitClassifier:
         self.directory = directory
         self.trained_now = trained_now
         self.fingerprint = info["fingerprint"]
-        self.val_accuracy = info["val_accuracy"]
+        self.kind = info.get("kind", CLASSES)  # judges cached before attribute judges existed
+        self.label_names = info.get("label_names")
         self.num_classes = info["num_classes"]
         self.input_shape = info["input_shape"]
         self.settings = ClassifierSettings(**info["settings"])
+
+    val_accuracy = property(lambda self: self.info["val_accuracy"])
+    majority_accuracy = property(lambda self: self.info.get("majority_accuracy"))
+    label_accuracy = property(lambda self: self.info.get("label_accuracy"))
 
     def predict(self, images, batch_size=500):
         """images uint8/float N,H,W,C in 0..255 -> (probs float64 N,K, features float64 N,F)."""
         import tensorflow as tf
         images = np.asarray(images, dtype=np.float32)
         if list(images.shape[1:]) != list(self.input_shape):
-            raise DataError(f"classifier expects images of shape N,{','.join(map(str, self.input_shape))}, "
+            raise DataError(f"the judge expects images of shape N,{','.join(map(str, self.input_shape))}, "
                             f"got {images.shape}")
+        to_probs = tf.nn.softmax if self.kind == CLASSES else tf.sigmoid
         probs, features = [], []
         for start in range(0, len(images), batch_size):
             logits, batch_features = self._model(images[start:start + batch_size], training=False)
-            probs.append(tf.nn.softmax(logits).numpy())
+            probs.append(to_probs(logits).numpy())
             features.append(np.asarray(batch_features))
         return (np.concatenate(probs).astype(np.float64), np.concatenate(features).astype(np.float64))
 
+    def probabilities(self, images):
+        """float64 N,K: class probabilities (rows sum to 1) or per-attribute probabilities."""
+        return self.predict(images)[0]
 
-def _train_classifier(x_train, y_train, num_classes, settings, progress):
-    """The feature model of _build_classifier trained on uint8 N,H,W,C images, int64 labels."""
+    def features(self, images):
+        """float64 N,F penultimate-layer features (the space of the Frechet distance, KID...)."""
+        return self.predict(images)[1]
+
+    def feature_tensor(self, images):
+        """Penultimate features (a differentiable TF tensor N,F) of a float tensor
+        N,H,W,C of images in 0..255: for losses that backpropagate through the judge."""
+        return self._model(images, training=False)[1]
+
+    def describe(self):
+        """Lines for the terminal: what it judges, how well, where it is cached."""
+        info = self.info
+        labels = (f"{self.num_classes} classes (softmax)" if self.kind == CLASSES
+                  else f"{self.num_classes} attributes (one sigmoid each)")
+        mean = " (mean over the attributes)" if self.kind == ATTRIBUTES else ""
+        majority = f"; always-majority {self.majority_accuracy:.2%}" if self.majority_accuracy is not None else ""
+        lines = [f"judge of {info['dataset']}: {labels}, images {' x '.join(map(str, self.input_shape))}",
+                 f"held-out accuracy {self.val_accuracy:.2%}{mean} on {info.get('val_images', '?')} images{majority}"]
+        if info.get("train_images") is not None:
+            lines.append(f"trained on {info['train_images']} of {info['train_count']} train images, "
+                         f"{info['steps']} batches of {self.settings.batch_size}")
+        lines.append(f"cache: {self.directory}")
+        return lines
+
+
+def _train_classifier(x_train, y_train, kind, num_classes, settings, progress):
+    """The feature model of _build_classifier trained on uint8 N,H,W,C images and their
+    labels (int64 N class ids, or float32 N,K of 0/1) -> (model, batches run)."""
     import keras
     from tqdm import tqdm
 
     keras.utils.set_random_seed(settings.seed)
     trainer, model = _build_classifier(x_train.shape[1:], num_classes, settings)
-    trainer.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if kind == CLASSES
+            else keras.losses.BinaryCrossentropy(from_logits=True))
+    trainer.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss)
     rng = np.random.default_rng(settings.seed)
-    steps = -(-len(x_train) // settings.batch_size)
-    with tqdm(total=settings.epochs * steps, desc="classifier", unit="batch",
-              disable=not _progress_enabled(progress)) as bar:
-        for _ in range(settings.epochs):
+    total = settings.epochs * -(-len(x_train) // settings.batch_size)
+    total = min(total, settings.max_steps) if settings.max_steps else total
+    done = 0
+    with tqdm(total=total, desc="judge", unit="batch", disable=not _progress_enabled(progress)) as bar:
+        while done < total:
             order = rng.permutation(len(x_train))
             x_epoch = _random_shifts(x_train[order], settings.shift, rng).astype(np.float32)
             for start in range(0, len(order), settings.batch_size):
@@ -401,203 +280,363 @@ def _train_classifier(x_train, y_train, num_classes, settings, progress):
                                               return_dict=True)
                 bar.set_postfix(loss=f"{logs['loss']:.3f}")
                 bar.update()
-    return model
+                done += 1
+                if done == total:
+                    break
+    return model, done
+
+
+def _cache_entry(dataset_dir, settings):
+    fingerprint = dataset_fingerprint(dataset_dir, settings)
+    return fingerprint, os.path.join(cache_root(), "classifiers", fingerprint)
+
+
+def cached_classifier(dataset_dir, settings=None):
+    """The cached Judge of `dataset_dir` for `settings` (default DEFAULT_CLASSIFIER), or None."""
+    settings = (settings or DEFAULT_CLASSIFIER).check()
+    _, directory = _cache_entry(dataset_dir, settings)
+    info_path = os.path.join(directory, Judge.INFO)
+    if not os.path.isfile(info_path):
+        return None
+    with open(info_path, encoding="utf-8") as handle:
+        info = json.load(handle)
+    _, model = _build_classifier(info["input_shape"], info["num_classes"], settings)
+    model.load_weights(os.path.join(directory, Judge.WEIGHTS))
+    return Judge(model, info, directory, trained_now=False)
 
 
 def load_or_train_classifier(dataset_dir, settings=None, progress=True):
-    """The cached DigitClassifier for `dataset_dir`, training it first if the cache has none.
+    """The cached Judge of `dataset_dir`, training it first if the cache has none.
 
     Cache entry: <cache_root()>/classifiers/<fingerprint>/ with classifier.weights.h5 and
-    classifier.json (settings, val accuracy); written to a temp dir and renamed into place.
-    settings: ClassifierSettings, default DEFAULT_CLASSIFIER.
-    Raises DataError when the dataset has no labelled train/val images.
+    classifier.json (settings, label kind and names, held-out accuracies); written to a
+    temp dir and renamed into place. settings: ClassifierSettings, default DEFAULT_CLASSIFIER.
+    Raises DataError when the dataset has no labelled train/val images (see dataset_labels).
     """
     from .dataset_io import DatasetReader
 
-    settings = settings or DEFAULT_CLASSIFIER
-    fingerprint = dataset_fingerprint(dataset_dir, settings)
-    classifiers_dir = os.path.join(cache_root(), "classifiers")
-    directory = os.path.join(classifiers_dir, fingerprint)
-    info_path = os.path.join(directory, DigitClassifier.INFO)
-    if os.path.isfile(info_path):
-        with open(info_path, encoding="utf-8") as handle:
-            info = json.load(handle)
-        _, model = _build_classifier(info["input_shape"], info["num_classes"], settings)
-        model.load_weights(os.path.join(directory, DigitClassifier.WEIGHTS))
-        return DigitClassifier(model, info, directory, trained_now=False)
-
+    settings = (settings or DEFAULT_CLASSIFIER).check()
+    found = cached_classifier(dataset_dir, settings)
+    if found is not None:
+        return found
+    fingerprint, directory = _cache_entry(dataset_dir, settings)
     reader = DatasetReader(dataset_dir)
-    x_train, y_train = _labelled_split(reader, TRAIN_STAGE, dataset_dir)
-    x_val, y_val = _labelled_split(reader, HELD_OUT_STAGE, dataset_dir)
-    num_classes = reader.num_classes or int(max(y_train.max(), y_val.max()) + 1)
-    input_shape = list(x_train.shape[1:])
-
-    model = _train_classifier(x_train, y_train, num_classes, settings, progress)
-    classifier = DigitClassifier(model, {
+    kind, names = dataset_labels(reader)
+    x_train, y_train = _read_labelled(reader, TRAIN_STAGE, kind, settings.max_images, settings.seed)
+    x_val, y_val = _read_labelled(reader, HELD_OUT_STAGE, kind, settings.max_images, settings.seed)
+    if kind == CLASSES:
+        num_classes = reader.num_classes or int(max(y_train.max(), y_val.max()) + 1)
+    else:
+        num_classes = y_train.shape[1]
+    model, steps = _train_classifier(x_train, y_train, kind, num_classes, settings, progress)
+    judge = Judge(model, {
         "fingerprint": fingerprint,
         "dataset": os.path.abspath(dataset_dir),
         "settings": asdict(settings),
+        "kind": kind,
+        "label_names": names,
         "num_classes": num_classes,
-        "input_shape": input_shape,
-        "val_accuracy": None,
+        "input_shape": list(x_train.shape[1:]),
+        "train_images": len(x_train), "train_count": reader.count(TRAIN_STAGE), "steps": steps,
+        "val_images": len(x_val),
     }, directory, trained_now=True)
-    probs, _ = classifier.predict(x_val)
-    classifier.val_accuracy = classifier.info["val_accuracy"] = conditional_accuracy(probs, y_val)
+    probs = judge.probabilities(x_val)
+    if kind == CLASSES:
+        judge.info.update(val_accuracy=conditional_accuracy(probs, y_val), label_accuracy=None)
+    else:
+        per_label = label_accuracies(probs, y_val)
+        judge.info.update(val_accuracy=float(per_label.mean()), label_accuracy=per_label.tolist())
+    judge.info["majority_accuracy"] = majority_accuracy(y_val, num_classes)
 
+    classifiers_dir = os.path.dirname(directory)
     os.makedirs(classifiers_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{fingerprint}.", dir=classifiers_dir)
     try:
-        model.save_weights(os.path.join(staging, DigitClassifier.WEIGHTS))
-        with open(os.path.join(staging, DigitClassifier.INFO), "w", encoding="utf-8") as handle:
-            json.dump(classifier.info, handle, indent=2)
+        model.save_weights(os.path.join(staging, Judge.WEIGHTS))
+        with open(os.path.join(staging, Judge.INFO), "w", encoding="utf-8") as handle:
+            json.dump(judge.info, handle, indent=2)
         try:
             os.rename(staging, directory)
         except OSError:
-            if not os.path.isfile(info_path):  # not a concurrent writer finishing first
+            if not os.path.isfile(os.path.join(directory, Judge.INFO)):  # not a concurrent writer finishing first
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return classifier
-
-
-def _labelled_split(reader, stage, dataset_dir):
-    if stage not in reader.stages:
-        raise DataError(f"{dataset_dir}: dataset has no {stage} split (the classifier needs labelled "
-                        f"{TRAIN_STAGE} and {HELD_OUT_STAGE} images)")
-    x, y = reader.read_all(stage)
-    if y is None or np.asarray(y).ndim != 1:
-        raise DataError(f"{dataset_dir}: {stage} needs scalar class labels, got "
-                        f"{'none' if y is None else 'shape ' + str(np.asarray(y).shape)}")
-    return x, np.asarray(y, dtype=np.int64)
+    return judge
 
 
 # -------------------------------------------------------------------------- evaluation
 
+MIN_SAMPLES = 10  # the k-NN figures need more samples than their k (5)
+REAL_LIMIT = 10000  # real images per split judged for the references (a seeded subset beyond)
+
+
 def read_job(job_dir):
-    """(config dict, latent.ModelFacts) of a job, checked to be a conditional 28x28x1
-    MNIST-family job with a dataset."""
+    """(config dict, latent.ModelFacts) of a job, checked to be a generator (z input)
+    trained on a dataset."""
     config = jobdir.read_config(job_dir)
     facts = jobdir.model_facts_from_config(job_dir, config)
     where = jobdir.JobPaths(job_dir).config
-    if not facts.conditional:
-        raise DataError(f"{where}: the model is not conditional ({facts.describe()}); evaluate needs a "
-                        f"conditional model with class labels (MNIST-family)")
-    if facts.input_shape != (28, 28, 1):
-        raise DataError(f"{where}: model.input_shape is {list(facts.input_shape)}; evaluate needs "
-                        f"[28, 28, 1] (MNIST-family digits)")
+    if facts.inference_input != "z":
+        raise DataError(f"{where}: the model encodes images (inference input {facts.inference_input!r}); "
+                        f"evaluate needs a generator (z input)")
     if not config.get("dataset"):
         raise DataError(f"{where}: no 'dataset' path")
     return config, facts
 
 
-def _generate(job_dir, num_classes, per_class, seed, checkpoint):
-    """(images uint8 N,28,28,1, labels int64 N) from the job's generator, per_class of each class."""
-    from .runtime.inference import generate_classes
-    return generate_classes(job_dir, list(range(num_classes)), per_class, seed, checkpoint=checkpoint)
-
-
 def judge(classifier, images, labels, x_val, y_val, x_train, seed=0):
     """The judge's figures -> (generated, real) dicts: generated images (with the int
-    labels they were asked for) against real held-out digits x_val / y_val; the real
-    held-out digits against the train digits x_train give the floors."""
+    class ids they were asked for, or None for an unconditional generator) against real
+    held-out images x_val (labels y_val); the held-out images against the train images
+    x_train give the floors. Class figures (classifier score, accuracies) only for a judge
+    of classes."""
     gen_probs, gen_features = classifier.predict(images)
     val_probs, val_features = classifier.predict(x_val)
-    _, train_features = classifier.predict(x_train)
-    gen_predicted = np.argmax(gen_probs, axis=1)
+    train_features = classifier.features(x_train)
     kid, kid_std = kernel_inception_distance(gen_features, val_features, seed=seed)
     kid_floor, kid_floor_std = kernel_inception_distance(val_features, train_features, seed=seed)
     generated = {
-        "conditional_accuracy": conditional_accuracy(gen_probs, labels),
-        "per_class_accuracy": [float(np.mean(gen_predicted[labels == k] == k)) for k in range(classifier.num_classes)],
-        "mnist_score": classifier_score(gen_probs),
         "frechet_distance": features_frechet_distance(gen_features, val_features),
         "kid": kid, "kid_std": kid_std,
         **manifold_metrics(val_features, gen_features, seed=seed),
     }
     real = {
         "count": int(len(x_val)),
-        "accuracy": conditional_accuracy(val_probs, y_val),
-        "mnist_score": classifier_score(val_probs),
+        "accuracy": (conditional_accuracy(val_probs, y_val) if classifier.kind == CLASSES
+                     else float(label_accuracies(val_probs, y_val).mean())),
         "frechet_distance_floor": features_frechet_distance(val_features, train_features),
         "kid_floor": kid_floor, "kid_floor_std": kid_floor_std,
         "manifold_floor": manifold_metrics(val_features, train_features, seed=seed),
     }
+    if classifier.kind == CLASSES:
+        generated["mnist_score"] = classifier_score(gen_probs)
+        real["mnist_score"] = classifier_score(val_probs)
+        if labels is not None:
+            predicted = np.argmax(gen_probs, axis=1)
+            generated["conditional_accuracy"] = conditional_accuracy(gen_probs, labels)
+            generated["per_class_accuracy"] = [float(np.mean(predicted[labels == k] == k))
+                                               for k in range(classifier.num_classes)]
     return generated, real
 
 
-def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_settings=None, progress=True):
-    """Evaluate a conditional MNIST-family job; writes JOBDIR/eval.json and returns its dict.
+def _edit_targets(vectors, names, path):
+    """{vector name: judge label index} of the attribute vectors the judge has a label for,
+    and the names it has none for; DataError when none match."""
+    index = {name: k for k, name in enumerate(names or [])}
+    targets = {name: index[name] for name in vectors if name in index}
+    if not targets:
+        raise DataError(f"{path}: none of its attribute vectors ({', '.join(sorted(vectors))}) is a label of the "
+                        f"judge (labels: {', '.join(names or ['none named'])})")
+    return targets, sorted(set(vectors) - set(targets))
 
-    samples: total generated samples, split equally over the classes (rounded down to a
-    multiple of num_classes, at least 2 per class); seed fixes z; checkpoint: 'best', 'last'
-    or None (best when the job kept one by its --best-metric, else last).
-    The classifier is trained on the job dataset's train split on first use and cached
-    (see load_or_train_classifier). Real held-out digits (val split) give the ceilings;
-    the Frechet floor compares real held-out and real train features.
+
+def _generate(job_dir, facts, checkpoint, samples, seed, edits=None, progress=True):
+    """Images from the job's generator -> (images uint8 N,H,W,C, class ids int64 N or
+    None, edit images or None, weights 'ema' | 'raw': see runtime.ema). Conditional: samples // num_classes of each class
+    (class-major); unconditional: `samples` z's. edits: None, or (vectors {name: z_dim},
+    count, scale): `count` other z's (random classes for conditional models) drawn once
+    -> edit images (unedited, {name: with scale * vector added to every z})."""
+    from tqdm import tqdm
+
+    from .runtime.inference import class_vectors, load_generator
+
+    with load_generator(job_dir, checkpoint) as generator:
+        if facts.conditional:
+            inputs, labels = class_vectors(facts, range(facts.num_classes), samples // facts.num_classes, seed)
+        else:
+            inputs, labels = facts.sample(samples, np.random.default_rng(seed)), None
+        images = generator.generate(inputs)
+        if edits is None:
+            return images, labels, None, generator.weights
+        vectors, count, scale = edits
+        rng = np.random.default_rng([seed, 1])
+        z = facts.sample(count, rng)
+        classes = rng.integers(facts.num_classes, size=count) if facts.conditional else None
+
+        def edited(delta):
+            return generator.generate(facts.with_labels(z + delta, classes) if facts.conditional else z + delta)
+
+        unedited = edited(0)
+        results = {name: edited(scale * vectors[name])
+                   for name in tqdm(vectors, desc="attribute edits", unit="vector",
+                                    disable=not _progress_enabled(progress))}
+    return images, labels, (unedited, results), generator.weights
+
+
+def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_settings=None, progress=True,
+             attributes=None, edit_samples=1000, edit_scale=1.0, real_limit=REAL_LIMIT):
+    """Evaluate a generator job whose dataset has labels for a judge; writes
+    JOBDIR/eval.json and returns its dict.
+
+    samples: generated samples (conditional models: split equally over the classes,
+    rounded down to a multiple of num_classes, at least 2 per class); seed fixes z;
+    checkpoint: 'best', 'last' or None (best when the job kept one by its --best-metric,
+    else last). The judge is trained on the dataset's train split on first use and cached
+    (load_or_train_classifier). Real held-out images (val split, at most real_limit) are
+    the reference; held-out against train images give the floors.
+    attributes: an attribute-vector .npz (digits-gan attributes): for each vector the judge
+    has a label for, edit_samples z's with and without edit_scale * vector -> the
+    attribute-edit rates (feature_metrics.edit_effects) in eval.json's attribute_edits.
+    Everything is checked before a model is built.
     """
     from .dataset_io import DatasetReader
+    from .latent import load_attribute_vectors
 
     if checkpoint not in (None, "best", "last"):
         raise DataError(f"checkpoint {checkpoint!r}: expected 'best' or 'last'")
     config, facts = read_job(job_dir)
     if checkpoint is None:
         checkpoint = "best" if config.get("best_metric") else "last"
-    num_classes = facts.num_classes
-    per_class = int(samples) // num_classes
-    if per_class < 2:
-        raise DataError(f"--samples {samples}: need at least 2 per class ({2 * num_classes} for {num_classes} classes)")
+    samples, per_class = int(samples), int(samples) // (facts.num_classes if facts.conditional else 1)
+    if facts.conditional and per_class < 2:
+        raise DataError(f"--samples {samples}: need at least 2 per class ({2 * facts.num_classes} "
+                        f"for {facts.num_classes} classes)")
+    if samples < MIN_SAMPLES:
+        raise DataError(f"--samples {samples}: expected at least {MIN_SAMPLES}")
+    if attributes is not None and (int(edit_samples) < 1 or not np.isfinite(edit_scale)):
+        raise DataError(f"--edit-samples {edit_samples} / --edit-scale {edit_scale}: expected a count >= 1 and "
+                        f"a finite scale")
     dataset_dir = config["dataset"]
-
-    images, labels = _generate(job_dir, num_classes, per_class, seed, checkpoint)
-    classifier = load_or_train_classifier(dataset_dir, classifier_settings, progress)
-    if classifier.num_classes != num_classes:
-        raise DataError(f"{dataset_dir}: classifier has {classifier.num_classes} classes, job has {num_classes}")
     reader = DatasetReader(dataset_dir)
-    x_val, y_val = _labelled_split(reader, HELD_OUT_STAGE, dataset_dir)
-    x_train, _ = _labelled_split(reader, TRAIN_STAGE, dataset_dir)
+    kind, names = dataset_labels(reader)
+    where = jobdir.JobPaths(job_dir).config
+    if facts.conditional and kind != CLASSES:
+        raise DataError(f"{where}: the model is conditional on {facts.num_classes} classes, but {dataset_dir} has "
+                        f"attribute labels; evaluate judges conditional models by class")
+    edits = targets = unmatched = None
+    if attributes is not None:
+        vectors = load_attribute_vectors(str(attributes), facts.z_dim)
+        targets, unmatched = _edit_targets(vectors, names, attributes)
+        edits = ({name: vectors[name] for name in targets}, int(edit_samples), float(edit_scale))
+
+    classifier = load_or_train_classifier(dataset_dir, classifier_settings, progress)
+    if list(classifier.input_shape) != list(facts.input_shape):
+        raise DataError(f"{dataset_dir}: the judge takes images {classifier.input_shape}, the model makes "
+                        f"{list(facts.input_shape)}")
+    if facts.conditional and classifier.num_classes != facts.num_classes:
+        raise DataError(f"{dataset_dir}: classifier has {classifier.num_classes} classes, job has {facts.num_classes}")
+    count = per_class * facts.num_classes if facts.conditional else samples
+    images, labels, edit_images, weights = _generate(job_dir, facts, checkpoint, count, seed, edits, progress)
+    x_val, y_val = _read_labelled(reader, HELD_OUT_STAGE, kind, real_limit, seed)
+    x_train, _ = _read_labelled(reader, TRAIN_STAGE, kind, real_limit, seed)
 
     generated, real = judge(classifier, images, labels, x_val, y_val, x_train, seed)
-    diversity = diversity_ratios(images, labels, x_val, y_val, num_classes, seed=seed)
-    known = [(ratio, k) for k, ratio in enumerate(diversity) if ratio is not None]
+    if facts.conditional:
+        diversity = diversity_ratios(images, labels, x_val, y_val, facts.num_classes, seed=seed)
+        known = [(ratio, k) for k, ratio in enumerate(diversity) if ratio is not None]
+        collapse = {"per_class": diversity, "overall": None, "min": min(known)[0] if known else None,
+                    "min_class": min(known)[1] if known else None}
+    else:
+        overall = diversity_ratios(images, np.zeros(len(images)), x_val, np.zeros(len(x_val)), 1, seed=seed)[0]
+        collapse = {"per_class": [], "overall": overall, "min": overall, "min_class": None}
     result = {
         "job_dir": os.path.abspath(job_dir),
         "dataset": os.path.abspath(dataset_dir),
-        "settings": {"samples": per_class * num_classes, "per_class": per_class, "seed": int(seed),
-                     "checkpoint": checkpoint},
-        "classifier": {"fingerprint": classifier.fingerprint, "val_accuracy": classifier.val_accuracy,
+        "settings": {"samples": count, "per_class": per_class if facts.conditional else None, "seed": int(seed),
+                     "checkpoint": checkpoint, "weights": weights, "real_limit": int(real_limit)},
+        "classifier": {"fingerprint": classifier.fingerprint, "kind": classifier.kind,
+                       "val_accuracy": classifier.val_accuracy, "majority_accuracy": classifier.majority_accuracy,
                        "directory": classifier.directory, "settings": asdict(classifier.settings)},
         "generated": generated,
         "real": real,
         "ratios": {
-            "accuracy": generated["conditional_accuracy"] / real["accuracy"] if real["accuracy"] else None,
-            "mnist_score": generated["mnist_score"] / real["mnist_score"],
+            "accuracy": generated["conditional_accuracy"] / real["accuracy"]
+            if "conditional_accuracy" in generated and real["accuracy"] else None,
+            "mnist_score": generated["mnist_score"] / real["mnist_score"] if "mnist_score" in generated else None,
         },
-        "mode_collapse": {
-            "per_class": diversity,
-            "min": min(known)[0] if known else None,
-            "min_class": min(known)[1] if known else None,
-        },
+        "mode_collapse": collapse,
     }
+    if edit_images is not None:
+        unedited, edited = edit_images
+        before = classifier.probabilities(unedited)
+        result["attribute_edits"] = {
+            "file": os.path.abspath(attributes), "samples": int(edit_samples), "scale": float(edit_scale),
+            "attributes": {name: edit_effects(before, classifier.probabilities(edited[name]), target)
+                           for name, target in targets.items()},
+            "unmatched": unmatched,
+        }
     result["summary"] = summarize(result)
     write_json_atomic(jobdir.JobPaths(job_dir).eval_json, result)
     return result
+
+
+# ------------------------------------------------------------------ reading a result
+
+def _fmt(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def figure_rows(result):
+    """(figure, generated, real) text rows of an evaluate() result dict (eval.json),
+    for the gallery and the web UI (templates/results/metrics.html). Figures an older
+    eval.json lacks are left out."""
+    generated, real = result.get("generated", {}), result.get("real", {})
+    rows = []
+    if "conditional_accuracy" in generated:
+        rows.append(("conditional accuracy", _fmt(generated["conditional_accuracy"]), _fmt(real.get("accuracy"))))
+    elif real.get("accuracy") is not None:
+        rows.append(("judge accuracy", "", _fmt(real["accuracy"])))
+    if "mnist_score" in generated:
+        rows.append(("MNIST score (classifier score)", _fmt(generated["mnist_score"], 2),
+                     _fmt(real.get("mnist_score"), 2)))
+    if "frechet_distance" in generated:
+        rows.append(("Frechet distance", _fmt(generated["frechet_distance"], 2),
+                     "floor " + _fmt(real.get("frechet_distance_floor"), 2)))
+    if "kid" in generated:
+        rows.append(("KID", f"{generated['kid']:.4f} \u00b1 {generated['kid_std']:.4f}",
+                     f"floor {real['kid_floor']:.4f} \u00b1 {real['kid_floor_std']:.4f}"))
+        for name in ("precision", "recall", "density", "coverage"):
+            rows.append((name, _fmt(generated[name]), _fmt(real["manifold_floor"][name])))
+    collapse = result.get("mode_collapse") or {}
+    for index, value in enumerate(collapse.get("per_class") or []):
+        rows.append((f"diversity vs real, class {index}", _fmt(value), "1"))
+    if collapse.get("overall") is not None:
+        rows.append(("diversity vs real", _fmt(collapse["overall"]), "1"))
+    return rows
+
+
+def edit_rows(result):
+    """(attribute, success rate, mean rise, before -> after, other change) text rows of
+    eval.json's attribute_edits, or [] without them."""
+    edits = (result.get("attribute_edits") or {}).get("attributes") or {}
+    return [(name, f"{e['success_rate']:.1%}", f"{e['mean_rise']:+.3f}", f"{e['before']:.3f} \u2192 {e['after']:.3f}",
+             f"{e['other_change']:.3f}") for name, e in edits.items()]
+
+
+def metrics_context(result, where="eval.json"):
+    """The context of templates/results/metrics.html for an eval.json dict; DataError
+    naming `where` when it is not what evaluate writes."""
+    try:
+        settings = result.get("settings", {})
+        edits = result.get("attribute_edits")
+        note = ", ".join(f"{key} {settings[key]}" for key in ("samples", "seed", "checkpoint") if key in settings)
+        edit_note = edits and (f"{edits['samples']} samples, each without and with {edits['scale']:g} x the vector "
+                               f"added to z" + (f"; the judge has no label for {', '.join(edits['unmatched'])}"
+                                                if edits.get("unmatched") else ""))
+        return {"figures": figure_rows(result), "edits": edit_rows(result), "note": note, "edit_note": edit_note}
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{where}: not an evaluation result as digits-gan evaluate writes it "
+                        f"({type(error).__name__}: {error})") from None
 
 
 def summarize(result):
     """A few human-readable lines from an evaluate() result dict."""
     generated, real, ratios = result["generated"], result["real"], result["ratios"]
     collapse = result["mode_collapse"]
-    lines = [
-        f"{result['settings']['samples']} samples ({result['settings']['checkpoint']} checkpoint, "
-        f"seed {result['settings']['seed']}) vs {real['count']} real held-out digits",
-        f"conditional accuracy {generated['conditional_accuracy']:.2%} "
-        f"(real {real['accuracy']:.2%}, ratio {ratios['accuracy']:.3f})"
-        if ratios["accuracy"] is not None else
-        f"conditional accuracy {generated['conditional_accuracy']:.2%} (real {real['accuracy']:.2%})",
-        f"MNIST score {generated['mnist_score']:.3f} (real {real['mnist_score']:.3f}, "
-        f"ratio {ratios['mnist_score']:.3f})",
-        f"Frechet distance {generated['frechet_distance']:.3f} (real floor {real['frechet_distance_floor']:.3f})",
-    ]
+    settings = result["settings"]
+    weights = " with the EMA weights" if settings.get("weights") == "ema" else ""
+    lines = [f"{settings['samples']} samples ({settings['checkpoint']} checkpoint{weights}, seed {settings['seed']}) "
+             f"vs {real['count']} real held-out images"]
+    if "conditional_accuracy" in generated:
+        ratio = f", ratio {ratios['accuracy']:.3f}" if ratios.get("accuracy") is not None else ""
+        lines.append(f"conditional accuracy {generated['conditional_accuracy']:.2%} (real {real['accuracy']:.2%}{ratio})")
+    else:
+        lines.append(f"judge accuracy on real held-out images {real['accuracy']:.2%}")
+    if "mnist_score" in generated:
+        lines.append(f"MNIST score {generated['mnist_score']:.3f} (real {real['mnist_score']:.3f}, "
+                     f"ratio {ratios['mnist_score']:.3f})")
+    lines.append(f"Frechet distance {generated['frechet_distance']:.3f} (real floor {real['frechet_distance_floor']:.3f})")
     if "kid" in generated:  # eval.json files written before these figures lack them
         floor = real["manifold_floor"]
         lines += [
@@ -607,6 +646,12 @@ def summarize(result):
             .format(**floor),
         ]
     if collapse["min"] is not None:
-        lines.append(f"diversity vs real: min {collapse['min']:.3f} (class {collapse['min_class']})"
+        where = f" (class {collapse['min_class']})" if collapse.get("min_class") is not None else ""
+        lines.append(f"diversity vs real: {'min ' if where else ''}{collapse['min']:.3f}{where}"
                      f"{'  <- possible mode collapse' if collapse['min'] < 0.5 else ''}")
+    edits = result.get("attribute_edits")
+    if edits:
+        lines.append(f"attribute edits ({edits['samples']} samples, scale {edits['scale']:g}): share whose "
+                     f"probability rose, mean rise, mean |change| of the others")
+        lines += [f"  {name}: {rate} {rise}  others {other}" for name, rate, rise, _, other in edit_rows(result)]
     return "\n".join(lines)

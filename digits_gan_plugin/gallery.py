@@ -93,7 +93,7 @@ def write_gallery(job_dir, progress=True, title=None):
     staging = tempfile.mkdtemp(prefix=".gallery.", dir=job_dir)
     try:
         page = _Page(staging)
-        sections = [_training_section(paths, page), _evaluation_section(paths)]
+        sections = [_training_section(paths, page), _evaluation_section(paths, page)]
         for result in tqdm(results, desc="gallery", unit="result", disable=not progress or None):
             sections.append(_result_section(result, page))
         sections = [section for section in sections if section]
@@ -144,33 +144,19 @@ def _picture_figure(page, name, path, caption, zoom=None):
     return {"src": name, "caption": caption, "width": width * scale}
 
 
-def _evaluation_section(paths):
-    """eval.json's figures as a table, generated vs real."""
+def _evaluation_section(paths, page):
+    """eval.json's figures (templates/results/metrics.html), generated vs real, and its summary."""
+    from .evaluation import metrics_context
+
     if not paths.eval_json.is_file():
         return None
     try:
         result = json.loads(paths.eval_json.read_text(encoding="utf-8"))
     except ValueError as error:
         raise DataError(f"{paths.eval_json}: not valid JSON ({error})") from None
-    generated, real, ratios = result.get("generated", {}), result.get("real", {}), result.get("ratios", {})
-    rows = [("figure", "generated", "real", "ratio")]
-    for label, key, real_key in (("conditional accuracy", "conditional_accuracy", "accuracy"),
-                                 ("MNIST score", "mnist_score", "mnist_score"),
-                                 ("Frechet distance", "frechet_distance", "frechet_distance_floor")):
-        if key in generated:
-            rows.append((label, _number(generated[key]), _number(real.get(real_key)),
-                         _number(ratios.get(real_key)) if real_key in ratios else ""))
-    diversity = (result.get("mode_collapse") or {}).get("per_class") or []
-    for index, value in enumerate(diversity):
-        rows.append((f"diversity vs real, class {index}", _number(value), "1", ""))
-    settings = result.get("settings", {})
-    subtitle = ", ".join(f"{key} {settings[key]}" for key in ("samples", "seed", "checkpoint") if key in settings)
-    return {"id": "evaluation", "title": "Evaluation", "subtitle": subtitle, "table": rows,
-            "text": result.get("summary", "")}
-
-
-def _number(value):
-    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+    context = metrics_context(result, paths.eval_json)
+    return {"id": "evaluation", "title": "Evaluation", "subtitle": "a judge trained on the dataset's labels",
+            "html": [page.render("metrics.html", context)], "text": result.get("summary", "")}
 
 
 def _slug(name):

@@ -24,8 +24,8 @@ class Option:
     'file' for str options naming something on disk (checked to exist when given).
     An empty string or None means "not given" for non-required options.
     is_list: the value is a tuple of `type` (comma-separated on the command line and in
-    forms, e.g. "100,200"). min/max bound numbers (each list item); above: a bound the
-    value must exceed (e.g. 0 for a learning rate). Floats must be finite.
+    forms, e.g. "100,200"). min/max bound numbers (each list item); above / below: bounds the
+    value must exceed / stay under (e.g. above 0 for a learning rate). Floats must be finite.
     """
 
     name: str
@@ -39,6 +39,7 @@ class Option:
     kind: Optional[str] = None
     is_list: bool = False
     above: Optional[float] = None
+    below: Optional[float] = None
 
     @property
     def flag(self):
@@ -74,6 +75,8 @@ class Option:
             raise DataError(f"option {self.name}: {value} is above the maximum {self.max}")
         if self.above is not None and not value > self.above:
             raise DataError(f"option {self.name}: expected a number > {self.above}, got {value}")
+        if self.below is not None and not value < self.below:
+            raise DataError(f"option {self.name}: expected a number < {self.below}, got {value}")
         if self.kind in PATH_KINDS:
             value = os.path.expanduser(value)
             exists = {"path": os.path.exists, "dir": os.path.isdir, "file": os.path.isfile}[self.kind]

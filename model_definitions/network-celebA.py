@@ -110,6 +110,165 @@ def class_count(model):
 # --- end shared ---
 
 
+# --- shared: option-checks ---
+# Options of the zoo and DCGAN files (class attributes, documented in each file's
+# docstring). They are checked when a tower is created, so a bad value stops before any
+# graph is built.
+LOSS_TYPES = ('non-saturating', 'hinge', 'wasserstein')
+REGULARIZERS = ('none', 'gp', 'r1')
+AUGMENTATIONS = ('color', 'translation', 'cutout')
+
+
+def non_negative_option(model, name):
+    value = getattr(model, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError('UserModel.%s must be a finite number >= 0, got %r' % (name, value))
+    return value
+
+
+def positive_int_option(model, name):
+    value = getattr(model, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError('UserModel.%s must be an int >= 1 (an entry that never runs is an error), got %r'
+                         % (name, value))
+    return value
+
+
+def augment_policy(model):
+    """The DiffAugment transforms named by model.diffaugment, a comma-separated string
+    ('' = none), e.g. 'color,translation,cutout'."""
+    policy = model.diffaugment
+    if not isinstance(policy, str):
+        raise ValueError('UserModel.diffaugment must be a string such as %r or \'\', got %r'
+                         % (','.join(AUGMENTATIONS), policy))
+    names = [name.strip() for name in policy.split(',') if name.strip()]
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError('UserModel.diffaugment: unknown transform(s) %s (expected some of %s)'
+                         % (', '.join(unknown), ', '.join(AUGMENTATIONS)))
+    return names
+# --- end shared ---
+
+
+# --- shared: penalties ---
+def gradient_penalty(critic, real, fake):
+    """WGAN-GP (Gulrajani et al. 2017): mean (||grad critic(x)||_2 - 1)^2 at points x drawn
+    uniformly between paired real and fake images (double back-prop: differentiable)."""
+    alpha = tf.random_uniform([tf.shape(real)[0], 1, 1, 1])
+    mixed = real + alpha * (fake - real)
+    grad = tf.gradients(tf.reduce_sum(critic(mixed)), [mixed])[0]
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]) + 1e-12)
+    return tf.reduce_mean(tf.square(norm - 1.0))
+
+
+def r1_penalty(critic, real):
+    """R1 (Mescheder et al. 2018): mean ||grad critic(x)||_2^2 at the real images x."""
+    grad = tf.gradients(tf.reduce_sum(critic(real)), [real])[0]
+    return tf.reduce_mean(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]))
+
+
+def discriminator_penalty(model, critic, real, fake):
+    """The regularizer term of D's loss (float32 scalar): penalty_weight x the gradient
+    penalty ('gp'), penalty_weight / 2 x R1 ('r1'), or 0 ('none'). Lazy when penalty_every
+    = k > 1 (StyleGAN2): only on global steps divisible by k, then times k, so it weighs
+    the same on average and costs 1/k."""
+    if model.regularizer == 'none' or model.penalty_weight == 0:
+        return tf.constant(0.0)
+
+    def term():
+        if model.regularizer == 'gp':
+            return model.penalty_weight * gradient_penalty(critic, real, fake)
+        return 0.5 * model.penalty_weight * r1_penalty(critic, real)
+
+    step = tf.train.get_global_step()
+    if model.penalty_every == 1 or step is None:
+        return term()
+    due = tf.equal(step % model.penalty_every, 0)
+    return tf.cond(due, lambda: float(model.penalty_every) * term(), lambda: tf.constant(0.0))
+# --- end shared ---
+
+
+# --- shared: diffaugment ---
+def diff_augment(images, policy, value_range):
+    """DiffAugment (Zhao et al. 2020): random per-sample transforms, differentiable in the
+    images, applied alike to every batch D sees (real and fake). images: N x H x W x C
+    (static H, W) spanning value_range (1 for 0..1, 2 for -1..1); policy: names from
+    augment_policy. 'color': brightness, saturation, contrast; 'translation': shift by up
+    to 1/8 of the size, zero fill; 'cutout': a zeroed square of half the size."""
+    count = tf.shape(images)[0]
+    x = images
+    if 'color' in policy:
+        x = x + (tf.random_uniform([count, 1, 1, 1]) - 0.5) * (value_range / 2.0)
+        mean = tf.reduce_mean(x, axis=3, keepdims=True)
+        x = (x - mean) * (tf.random_uniform([count, 1, 1, 1]) * 2.0) + mean
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        x = (x - mean) * (tf.random_uniform([count, 1, 1, 1]) + 0.5) + mean
+    if 'translation' in policy:
+        x = translate(x)
+    if 'cutout' in policy:
+        x = cutout(x)
+    return x
+
+
+def translate(x, ratio=0.125):
+    """Shift each image of x (N x H x W x C) by its own random offset, zero fill."""
+    count, height, width = tf.shape(x)[0], int(x.shape[1]), int(x.shape[2])
+    shift_h, shift_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    dy = tf.random_uniform([count, 1], -shift_h, shift_h + 1, dtype=tf.int32)
+    dx = tf.random_uniform([count, 1], -shift_w, shift_w + 1, dtype=tf.int32)
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])                  # N x (H + 2) x (W + 2) x C
+    rows = tf.clip_by_value(tf.range(height)[None, :] + dy + 1, 0, height + 1)  # N x H; off-image -> zero pad
+    cols = tf.clip_by_value(tf.range(width)[None, :] + dx + 1, 0, width + 1)    # N x W
+    x = tf.gather(padded, rows, axis=1, batch_dims=1)                      # N x H x (W + 2) x C
+    return tf.gather(x, cols, axis=2, batch_dims=1)                        # N x H x W x C
+
+
+def cutout(x, ratio=0.5):
+    """Zero a random (ratio H) x (ratio W) rectangle of each image (it may cross the edge)."""
+    count, height, width = tf.shape(x)[0], int(x.shape[1]), int(x.shape[2])
+    size_h, size_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    top = tf.random_uniform([count, 1, 1], 0, height + 1 - size_h % 2, dtype=tf.int32) - size_h // 2
+    left = tf.random_uniform([count, 1, 1], 0, width + 1 - size_w % 2, dtype=tf.int32) - size_w // 2
+    rows, cols = tf.range(height)[None, :, None], tf.range(width)[None, None, :]
+    inside = tf.logical_and(tf.logical_and(rows >= top, rows < top + size_h),
+                            tf.logical_and(cols >= left, cols < left + size_w))   # N x H x W
+    return x * (1.0 - tf.cast(inside, x.dtype))[:, :, :, None]
+# --- end shared ---
+
+
+# --- shared: dcgan-options ---
+DCGAN_REGULARIZERS = ('none', 'r1')
+
+
+def check_dcgan_options(model):
+    """Raise ValueError naming the first bad option of a DCGAN file (regularizer,
+    penalty_weight, penalty_every, diffaugment)."""
+    if model.regularizer not in DCGAN_REGULARIZERS:
+        raise ValueError('UserModel.regularizer must be one of %s, got %r'
+                         % (', '.join(DCGAN_REGULARIZERS), model.regularizer))
+    non_negative_option(model, 'penalty_weight')
+    positive_int_option(model, 'penalty_every')
+    augment_policy(model)
+
+
+def dcgan_discriminate(model, discriminator, real, fake, value_range):
+    """(D logits on real, on fake, R1 term of D's loss or None): discriminator(images,
+    updates) on the batches as DiffAugment (model.diffaugment) transforms them, and the
+    penalty of model.regularizer, whose extra pass through D adds no batch-norm updates.
+    With both options off the graph is exactly the DIGITS example's."""
+    policy = augment_policy(model)
+
+    def discriminate(images, updates=None):
+        return discriminator(diff_augment(images, policy, value_range) if policy else images, updates)
+
+    penalty = None
+    d_real, d_fake = discriminate(real), discriminate(fake)
+    if model.regularizer != 'none':
+        penalty = discriminator_penalty(model, lambda images: discriminate(images, []), real, fake)
+    return d_real, d_fake, penalty
+# --- end shared ---
+
+
 class UserModel(Tower):
     z_dim = 100
     z_distribution = 'uniform'  # G samples tf.random_uniform(-1, 1); inference draws z alike
@@ -117,9 +276,14 @@ class UserModel(Tower):
     image_shape = (64, 64, 3)  # G's output size where DIGITS infers with input_shape 1 x 1 x z_dim
     gf_dim = 64  # width of G's last hidden layer; the layers before it have 2x, 4x, 8x
     df_dim = 64  # width of D's first layer; the layers after it have 2x, 4x, 8x
+    regularizer = 'none'  # 'r1': R1 penalty on D (see the docstring's options)
+    penalty_weight = 10.0
+    penalty_every = 16
+    diffaugment = ''
 
     def __init__(self, *args, **kwargs):
         super(UserModel, self).__init__(*args, **kwargs)
+        check_dcgan_options(self)
         self.bn_updates = []
 
     def generator(self, z, updates=None):
@@ -140,9 +304,10 @@ class UserModel(Tower):
         self.g_scope = scope.name
         return tf.nn.tanh(h)
 
-    def discriminator(self, images):
-        """images: N x H x W x C in -1..1 -> N x 1 logits."""
-        train, updates = self.is_training, self.bn_updates
+    def discriminator(self, images, updates=None):
+        """images: N x H x W x C in -1..1 -> N x 1 logits. updates: where batch norm puts
+        its moving-average updates (default bn_updates)."""
+        train, updates = self.is_training, self.bn_updates if updates is None else updates
         with tf.variable_scope('discriminator', reuse=tf.AUTO_REUSE) as scope:
             h = lrelu(conv2d(images, self.df_dim, 'conv0'))                                        # N x 32 x 32 x 64
             h = lrelu(batch_norm(conv2d(h, self.df_dim * 2, 'conv1'), 'bn1', train, updates))      # N x 16 x 16 x 128
@@ -168,8 +333,7 @@ class UserModel(Tower):
         real = images_in(self) / 127.5 - 1.0                                                 # N x 64 x 64 x 3
         z = tf.random_uniform([tf.shape(real)[0], self.z_dim], -1.0, 1.0)
         fake = self.generator(z)
-        d_real = self.discriminator(real)
-        d_fake = self.discriminator(fake)
+        d_real, d_fake, penalty = dcgan_discriminate(self, self.discriminator, real, fake, 2.0)
 
         def cross_entropy(logits, target):
             return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
@@ -179,6 +343,8 @@ class UserModel(Tower):
             d_loss_real = cross_entropy(d_real, 1.0)
             d_loss_fake = cross_entropy(d_fake, 0.0)
             d_loss = d_loss_real + d_loss_fake
+            if penalty is not None:
+                d_loss += penalty
             g_loss = cross_entropy(d_fake, 1.0)
         trainable = tf.GraphKeys.TRAINABLE_VARIABLES
         self.g_vars = tf.get_collection(trainable, scope=self.g_scope + '/')
@@ -191,7 +357,7 @@ class UserModel(Tower):
             tf.summary.scalar('g_loss', g_loss),
             tf.summary.scalar('d_real', tf.reduce_mean(tf.nn.sigmoid(d_real))),
             tf.summary.scalar('d_fake', tf.reduce_mean(tf.nn.sigmoid(d_fake))),
-        ]
+        ] + ([tf.summary.scalar('penalty', penalty)] if penalty is not None else [])
         adam = {'solver': 'adam', 'learning_rate': 2e-4, 'solver_args': {'beta1': 0.5}}
         return [
             dict(adam, name='d_loss', loss=d_loss, vars=self.d_vars),

@@ -129,9 +129,10 @@ def class_count(model):
 # --- end shared ---
 
 
-# --- shared: zoo-options ---
-# Options of the zoo files (class attributes, documented in each file's docstring). They
-# are checked when a tower is created, so a bad value stops before any graph is built.
+# --- shared: option-checks ---
+# Options of the zoo and DCGAN files (class attributes, documented in each file's
+# docstring). They are checked when a tower is created, so a bad value stops before any
+# graph is built.
 LOSS_TYPES = ('non-saturating', 'hinge', 'wasserstein')
 REGULARIZERS = ('none', 'gp', 'r1')
 AUGMENTATIONS = ('color', 'translation', 'cutout')
@@ -165,8 +166,10 @@ def augment_policy(model):
         raise ValueError('UserModel.diffaugment: unknown transform(s) %s (expected some of %s)'
                          % (', '.join(unknown), ', '.join(AUGMENTATIONS)))
     return names
+# --- end shared ---
 
 
+# --- shared: zoo-options ---
 def check_options(model):
     """Raise ValueError naming the first bad option of the model."""
     if model.loss_type not in LOSS_TYPES:

@@ -1,6 +1,7 @@
 """`digits-gan latent directions`: SeFa equals the eigenvectors of the first layer's
 z weights read from the checkpoint; GANSpace's first direction moves the first
-principal component most; InterFaceGAN boundaries recover a known separating direction;
+principal component most; InterFaceGAN boundaries recover a known separating direction
+and are fitted per class (one-vs-rest) on a class-labelled dataset;
 the .npz feeds `latent attributes`; sweep grids and GIFs; one-line errors; the
 measurement benchmark's --quick mode."""
 import importlib.util
@@ -84,6 +85,22 @@ def test_boundaries_recover_a_separating_direction():
     assert found.names == ["boundary_Smiling", "meandiff_Smiling"]
     assert found.vectors[0] @ truth > 0.95 and found.vectors[1] @ truth > 0.9
     assert found.score[0] > 0.85  # held-out accuracy
+
+
+def test_boundaries_per_class_from_the_encoder(jobs, tiny_mnist_dataset, tmp_path):
+    z, labels, names = directions.labelled_codes(jobs["encoder"], tiny_mnist_dataset)
+    _, classes = DatasetReader(tiny_mnist_dataset).read_all("train_db")
+    assert z.shape == (200, 100) and names == [f"class_{k}" for k in range(10)]
+    np.testing.assert_array_equal(np.argmax(labels[:160], axis=1), classes)  # one-vs-rest: +1 for its class only
+    assert np.all(labels.sum(axis=1) == 2 - 10)
+    out = tmp_path / "boundary"
+    assert main(["latent", "directions", "--job", str(jobs["gan"]), "--out", str(out), "--method", "boundary",
+                 "--encoder", str(jobs["encoder"]), "--dataset", str(tiny_mnist_dataset), "--index", "0,10",
+                 "--steps", "3", "--rows", "1"]) == 0
+    arrays = read_arrays(out / "directions.npz")
+    assert list(arrays["names"]) == ["boundary_class_0", "meandiff_class_0"]
+    assert list(arrays["method"]) == ["boundary", "meandiff"] and 0 <= arrays["score"][0] <= 1
+    np.testing.assert_allclose(np.linalg.norm(arrays["vectors"], axis=1), 1.0, atol=1e-5)
 
 
 def test_npz_grids_and_gifs(jobs, found, tmp_path, capsys):

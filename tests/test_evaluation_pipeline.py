@@ -71,7 +71,7 @@ def test_classifier_is_trained_once_then_loaded_from_cache(digits_dataset, cache
     first = ev.load_or_train_classifier(digits_dataset, TINY_CLASSIFIER, progress=False)
     assert first.trained_now
     assert first.val_accuracy > 0.9
-    weights = os.path.join(first.directory, ev.DigitClassifier.WEIGHTS)
+    weights = os.path.join(first.directory, ev.Judge.WEIGHTS)
     assert os.path.dirname(first.directory) == str(cache / "classifiers")
     mtime = os.stat(weights).st_mtime_ns
     assert first.fingerprint in os.listdir(cache / "classifiers")
@@ -114,10 +114,11 @@ def test_classifier_needs_a_held_out_split(tmp_path, cache):
         ev.load_or_train_classifier(str(tmp_path / "train_only"), TINY_CLASSIFIER, progress=False)
 
 
-def test_evaluate_rejects_unconditional_jobs(tmp_path):
+def test_evaluate_rejects_encoder_jobs_and_missing_configs(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(
-        {"dataset": "x", "model": {"conditional": False, "num_classes": None, "input_shape": [64, 64, 3]}}))
-    with pytest.raises(DataError, match="conditional"):
+        {"dataset": "x", "model": {"z_dim": None, "num_classes": 10, "conditional": False,
+                                   "input_shape": [28, 28, 1], "inference_input": "image"}}))
+    with pytest.raises(DataError, match="evaluate needs a generator"):
         ev.evaluate(str(tmp_path))
     with pytest.raises(DataError, match="config.json"):
         ev.evaluate(str(tmp_path / "missing"))
@@ -132,7 +133,8 @@ def test_evaluate_end_to_end_writes_eval_json(tiny_job, cache, capsys, monkeypat
     with open(jobdir.JobPaths(tiny_job).eval_json, encoding="utf-8") as handle:
         result = json.load(handle)
     # The job tracks no --best-metric, so the default checkpoint is the last one.
-    assert result["settings"] == {"samples": 20, "per_class": 2, "seed": 1, "checkpoint": "last"}
+    assert {key: result["settings"][key] for key in ("samples", "per_class", "seed", "checkpoint", "real_limit")} \
+        == {"samples": 20, "per_class": 2, "seed": 1, "checkpoint": "last", "real_limit": ev.REAL_LIMIT}
     assert result["classifier"]["fingerprint"] == ev.dataset_fingerprint(result["dataset"], TINY_CLASSIFIER)
     assert 0.9 < result["classifier"]["val_accuracy"] <= 1.0
     generated, real = result["generated"], result["real"]

@@ -16,7 +16,8 @@ from digits_gan_plugin.imaging import save_png
 from digits_gan_plugin.jobdir import InferenceResult
 from digits_gan_plugin.latent import read_arrays
 from digits_gan_plugin.runtime.export import freeze
-from digits_gan_plugin.runtime.projector import Projector, ProjectorSettings, encoder_start
+from digits_gan_plugin.runtime.projector import (DiscriminatorFeatures, JudgeFeatures, Projector, ProjectorSettings,
+                                                 encoder_start)
 from tiny_jobs import tiny_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,8 +152,32 @@ def test_perceptual_term_with_the_judge(jobs, gan_tower, digits, tiny_mnist_data
     judge = evaluation.load_or_train_classifier(tiny_mnist_dataset, evaluation.QUICK_CLASSIFIER, progress=False)
     targets, labels = digits
     settings = ProjectorSettings(steps=4, perceptual_weight=1.0)
-    projection = Projector(gan_tower, settings, judge).project(targets, labels=labels)
+    projection = Projector(gan_tower, settings, JudgeFeatures(judge, gan_tower.facts)).project(targets, labels=labels)
     assert np.all(np.isfinite(projection.mse)) and projection.z.shape == (4, 100)
+
+
+def test_discriminator_features_are_ds_activations_on_the_image(jobs, gan_tower, digits):
+    import tensorflow as tf
+
+    features = DiscriminatorFeatures(jobs["gan"])
+    assert len(features.names) == 2 and all("discriminator" in name for name in features.names)  # conv1, conv2
+    targets, labels = digits
+    images, classes = tf.constant(targets.astype(np.float32)), tf.constant(labels.astype(np.int64))
+    first, second = features(images, classes)
+    assert first.shape[:3] == (4, 14, 14) and second.shape[:3] == (4, 7, 7)
+    again = features(images, classes)[1].numpy()
+    np.testing.assert_array_equal(second.numpy(), again)  # deterministic: no random op, no batch statistics
+    assert not np.allclose(features(images, tf.constant((labels + 1) % 10))[1].numpy(), again)  # D reads the class
+    settings = ProjectorSettings(steps=4, perceptual_weight=1.0, perceptual="discriminator")
+    projection = Projector(gan_tower, settings, features).project(targets, labels=labels)
+    assert np.all(np.isfinite(projection.mse))
+
+
+def test_discriminator_features_of_a_model_without_one(jobs):
+    from digits_gan_plugin.errors import ModelDefinitionError
+
+    with pytest.raises(ModelDefinitionError, match="no 4-D activations of the discriminator"):
+        DiscriminatorFeatures(jobs["encoder"])
 
 
 def test_benchmark_quick_mode(jobs, tiny_mnist_dataset, capsys):

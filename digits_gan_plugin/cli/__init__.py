@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "digits_gan_plugin.cli.gallery",
     "digits_gan_plugin.cli.infer",
     "digits_gan_plugin.cli.jobs",
+    "digits_gan_plugin.cli.judge",
     "digits_gan_plugin.cli.latent",
     "digits_gan_plugin.cli.serve",
     "digits_gan_plugin.cli.train",

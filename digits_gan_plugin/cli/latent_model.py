@@ -2,7 +2,8 @@
 subcommands that run a trained generator (``cli/latent.py`` registers them under
 ``latent``). No TensorFlow at import time.
 """
-from ..options import int_list
+from ..options import add_to_argparse, int_list
+from ..runtime import projector
 
 
 def register(tasks):
@@ -15,7 +16,7 @@ def _register_project(tasks):
     parser = tasks.add_parser(
         "project", help="fit z (and the class) to images by optimisation",
         description="Fit z (and, for conditional models, the class) to each image by Adam on z: pixel MSE plus an "
-                    "optional perceptual term in the judge's features, z kept in the model's distribution, "
+                    "optional perceptual term in the judge's or D's features, z kept in the model's distribution, "
                     "starting from an encoder's z with --encoder. Writes OUT/z.npz (for `digits-gan infer --z`), "
                     "reconstruction.png, optimisation.gif and projection.json.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
@@ -23,27 +24,22 @@ def _register_project(tasks):
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to create")
     parser.add_argument("--encoder", metavar="JOBDIR", help="encoder job: start from its z and class")
     parser.add_argument("--label", type=int, help="class of every image (conditional models; default: searched)")
-    parser.add_argument("--steps", type=int, default=100, help="Adam steps (default 100)")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
-    parser.add_argument("--search-steps", type=int, help="steps trying every class (default: steps / 4)")
-    parser.add_argument("--perceptual-weight", type=float, default=0.0,
-                        help="weight of the judge-feature loss (default 0: pixels only)")
+    add_to_argparse(parser, projector.OPTIONS)
     parser.add_argument("--dataset", metavar="DIR", help="the judge's dataset (default: the job's)")
     parser.add_argument("--no-resize", dest="resize", action="store_false",
                         help="refuse images of another size instead of resizing them")
     parser.add_argument("--checkpoint", default="last", help="'last' (default), 'best' or a checkpoint prefix")
+    parser.add_argument("--encoder-checkpoint", default="last", help="the encoder's checkpoint (default 'last')")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.set_defaults(func=run_project)
 
 
 def run_project(args):
-    from ..runtime.projector import ProjectorSettings, project_command
-
-    settings = ProjectorSettings(steps=args.steps, learning_rate=args.lr, perceptual_weight=args.perceptual_weight,
-                                 search_steps=args.search_steps)
-    projection, written = project_command(args.job, args.images, args.out, encoder_job=args.encoder,
-                                          label=args.label, settings=settings, checkpoint=args.checkpoint,
-                                          dataset=args.dataset, resize=args.resize, overwrite=args.overwrite)
+    settings = projector.ProjectorSettings.from_options(vars(args))
+    projection, written = projector.project_command(
+        args.job, args.images, args.out, encoder_job=args.encoder, label=args.label, settings=settings,
+        checkpoint=args.checkpoint, encoder_checkpoint=args.encoder_checkpoint, dataset=args.dataset,
+        resize=args.resize, overwrite=args.overwrite)
     count = len(projection.mse)
     print(f"{count} image(s): mean MSE {projection.mse.mean():.4f}, {projection.seconds / count:.2f} s per image")
     for path in written:
@@ -55,8 +51,8 @@ def _register_directions(tasks):
     parser = tasks.add_parser(
         "directions", help="discover directions in z (SeFa, GANSpace, InterFaceGAN boundaries)",
         description="Directions in a generator's z: SeFa (closed-form factorization of its first layer), GANSpace "
-                    "(PCA of the first layer's activations) and, with --encoder and an attribute-labelled "
-                    "--dataset, InterFaceGAN boundaries next to mean-difference vectors. Writes "
+                    "(PCA of the first layer's activations) and, with --encoder and a --dataset labelled by class "
+                    "(one-vs-rest) or attributes, InterFaceGAN boundaries next to mean-difference vectors. Writes "
                     "OUT/directions.npz (for `digits-gan latent attributes --attributes-file`), a sweep grid and "
                     "GIF per direction and directions.json.")
     parser.add_argument("--job", required=True, metavar="JOBDIR", help="GAN job directory")
@@ -71,7 +67,7 @@ def _register_directions(tasks):
     parser.add_argument("--extent", type=float, help="sweep from -E to +E along each unit direction "
                                                      "(default 0.3 x the expected length of z)")
     parser.add_argument("--encoder", metavar="JOBDIR", help="encoder job (boundary)")
-    parser.add_argument("--dataset", metavar="DIR", help="attribute-labelled dataset (boundary)")
+    parser.add_argument("--dataset", metavar="DIR", help="dataset labelled by class or attributes (boundary)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and sweeps (default 0)")
     parser.add_argument("--checkpoint", default="last", help="'last' (default), 'best' or a checkpoint prefix")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -67,6 +67,10 @@ VERBOSE_ENV = "DIGITS_GAN_VERBOSE"  # "1": let TensorFlow's C++ / absl start-up 
 # when it is imported, so it is set here, before any runtime module imports TensorFlow
 # (training and inference alike); an explicit TF_ENABLE_ONEDNN_OPTS=0 from the user wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# XLA auto-clusters CPU ops only with this flag, read once per process; a session still
+# clusters only when its config asks (`digits-gan train --xla`), so it changes nothing else.
+if "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):
+    os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
 
 
 def verbose():

@@ -9,10 +9,12 @@
   layer's nonlinearity for `samples` z drawn from the model's distribution; each top
   principal component is taken back to z by least squares of z on the PCA coordinates
   (score: its share of the variance).
-- boundary (InterFaceGAN, Shen et al. 2020): with an encoder job and an attribute-labelled
-  dataset, per attribute the unit normal of a logistic-regression boundary between the
-  encoded z of the images with and without it (score: held-out accuracy), written next
-  to the mean-difference vector (``attributes.attribute_vectors``, as ``meandiff_NAME``).
+- boundary (InterFaceGAN, Shen et al. 2020): with an encoder job and a labelled dataset,
+  per attribute (CelebA's 40) or per class (MNIST's digits, one-vs-rest) the unit normal
+  of a logistic-regression boundary between the encoded z of the images with and
+  without it (score: held-out balanced accuracy, 0.5 = chance), written next to the mean-difference vector
+  (``attributes.attribute_vectors``, as ``meandiff_NAME``). A conditional encoder is
+  given each image's true class, so its z holds what the class does not: style.
 
 OUT (staged, renamed into place): directions.npz with ``names`` (str K) and ``vectors``
 (float32 K x z_dim, unit rows) as ``latent.load_attribute_vectors`` reads them (so the
@@ -156,26 +158,44 @@ def ganspace(layer, count, samples, rng):
 
 
 def boundaries(encoder_job, dataset_dir, max_images=None, seed=0):
-    """InterFaceGAN boundaries and mean-difference vectors of each attribute of an
-    attribute-labelled dataset, encoded by `encoder_job`."""
-    from ..attributes import encode_dataset
-
-    z, labels, names = encode_dataset(encoder_job, dataset_dir, max_images=max_images, progress=False)
+    """InterFaceGAN boundaries and mean-difference vectors of each attribute (or class)
+    of a labelled dataset, encoded by `encoder_job`."""
+    z, labels, names = labelled_codes(encoder_job, dataset_dir, max_images)
     return fit_boundaries(z, labels, names, seed)
+
+
+def labelled_codes(encoder_job, dataset_dir, max_images=None):
+    """(z float32 N x z_dim, labels N x K (> 0: has it), names K) of a dataset's images
+    encoded by `encoder_job`: attribute labels as they are, class ids one-hot (one
+    attribute per class, named by label_names, else by the id)."""
+    from ..attributes import STAGES, encode_dataset
+    from ..dataset_io import DatasetReader
+    from .projector import encoder_start
+
+    reader = DatasetReader(dataset_dir)
+    stages = [stage for stage in STAGES if stage in reader.stages]
+    if not stages or reader.label_shape(stages[0]) != []:
+        return encode_dataset(encoder_job, dataset_dir, max_images=max_images, progress=False)
+    images, classes = (np.concatenate(arrays)[:max_images] for arrays in zip(*map(reader.read_all, stages)))
+    count = int(reader.num_classes or classes.max() + 1)
+    names = reader.label_names if reader.label_names and len(reader.label_names) == count else list(map(str, range(count)))
+    z, _, _ = encoder_start(encoder_job, images, classes)
+    return z, np.eye(count)[classes] * 2 - 1, [f"class_{name}" for name in names]
 
 
 def fit_boundaries(z, labels, names, seed=0):
     """z float N x z_dim, labels N x K (> 0: has the attribute), names K -> Directions
-    boundary_NAME (unit normals of logistic regressions, score: accuracy on a held-out
-    quarter) then meandiff_NAME (unit mean differences, score 0), for each attribute
+    boundary_NAME (unit normals of class-balanced logistic regressions, score: balanced
+    accuracy on a held-out quarter, 0.5 = chance) then meandiff_NAME (unit mean differences, score 0), for each attribute
     that some images have and some do not."""
     from ..attributes import attribute_vectors
 
-    try:
+    try:  # a dependency of the runtime extra (setup.py)
         from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import balanced_accuracy_score
         from sklearn.model_selection import train_test_split
     except ImportError:
-        raise DataError("boundary directions need scikit-learn: pip install scikit-learn") from None
+        raise DataError('boundary directions need scikit-learn: pip install "digits-gan[runtime]"') from None
     z = np.asarray(z, np.float64)
     labels = np.asarray(labels).reshape(len(z), -1)
     means = attribute_vectors(z, labels, list(names))
@@ -186,10 +206,11 @@ def fit_boundaries(z, labels, names, seed=0):
             z_fit, z_test, y_fit, y_test = train_test_split(z, has, test_size=0.25, random_state=seed, stratify=has)
         else:  # too few on one side to hold any out
             z_fit, z_test, y_fit, y_test = z, z, has, has
-        model = LogisticRegression(max_iter=1000).fit(z_fit, y_fit)
+        # balanced: one digit against the nine others is 10% / 90%
+        model = LogisticRegression(max_iter=1000, class_weight="balanced").fit(z_fit, y_fit)
         normal = model.coef_[0]
         vectors.append(normal / max(np.linalg.norm(normal), 1e-12))
-        scores.append(model.score(z_test, y_test))
+        scores.append(balanced_accuracy_score(y_test, model.predict(z_test)))
     mean_norms = np.linalg.norm(means.vectors, axis=1, keepdims=True)
     found = Directions([f"boundary_{n}" for n in means.names], np.asarray(vectors, np.float32).reshape(-1, z.shape[1]),
                        ["boundary"] * len(vectors), np.asarray(scores, np.float64))
@@ -240,7 +261,7 @@ def directions_command(job_dir, out, methods=("sefa", "ganspace"), count=5, indi
     if unknown:
         raise DataError(f"--method {unknown[0]}: expected one of {', '.join(METHODS)}")
     if "boundary" in methods and not (encoder_job and dataset):
-        raise DataError("--method boundary needs --encoder JOBDIR and --dataset DIR (attribute labels)")
+        raise DataError("--method boundary needs --encoder JOBDIR and --dataset DIR (class or attribute labels)")
     for name, value, low in (("count", count, 1), ("samples", samples, 2), ("steps", steps, 2), ("rows", rows, 1)):
         if value < low:
             raise DataError(f"--{name} {value}: expected an integer >= {low}")

@@ -10,7 +10,7 @@ OUT (default ``JOBDIR/export/``) receives, all or nothing (staged beside it, ren
                       -> z float32 [N, z_dim], classes int64 [N] (conditional), images
                       uint8 (the reconstruction G(z, class)).
     model.json        z size and distribution, classes and names, image shape, output
-                      ranges, source jobs and checkpoints, EMA flag, sizes, files.
+                      ranges, source jobs and checkpoints, EMA flag and decay, sizes, files.
     weights.npz       the generator's own variables {name: array} (no D, no optimizer
                       slots): its size is stated next to the checkpoint's.
     generator.tflite  --format tflite: the 'generate' graph for a fixed batch (--batch).
@@ -18,7 +18,8 @@ OUT (default ``JOBDIR/export/``) receives, all or nothing (staged beside it, ren
                       --opset (>= 15), converted by tf2onnx.
 
 Every format runs the same frozen graph: the job's inference tower as ``load_generator``
-builds it, its variables turned into constants. The uint8 output is the model's own
+builds it, its variables turned into constants (the EMA of the generator's weights
+when the job kept one: ``"ema": true``). The uint8 output is the model's own
 (so a SavedModel gives exactly ``digits-gan infer``'s pixels); the float output is the
 model's pixel value before rounding, scaled from 0..255 to [-1, 1].
 """
@@ -59,7 +60,8 @@ class FrozenTower:
     {output name: tensor name}. image: the uint8-able image output's name or None.
     float_image: the float 0..255 pixels before the model rounds them (the image
     output itself for float models). weights: {variable name: array}. facts:
-    latent.ModelFacts. checkpoint: the prefix restored.
+    latent.ModelFacts. checkpoint: the prefix restored. ema: whether
+    `weights` are the job's EMA of its generator's weights (see ``ema``).
     """
 
     graph_def: object
@@ -71,6 +73,7 @@ class FrozenTower:
     weights: dict
     facts: object
     checkpoint: str
+    ema: bool = False
 
     @property
     def weight_bytes(self):
@@ -100,7 +103,8 @@ def freeze(job_dir, checkpoint="last"):
             outputs={key: tensor.name for key, tensor in generator.outputs.items()},
             image=image.name if image is not None else None,
             float_image=float_image.name if float_image is not None else None,
-            weights=weights, facts=generator.facts, checkpoint=generator.checkpoint)
+            weights=weights, facts=generator.facts, checkpoint=generator.checkpoint,
+            ema=generator.weights == "ema")
 
 
 def _float_pixels(image):
@@ -276,7 +280,8 @@ def model_card(generator, generator_job, encoder=None, encoder_job=None, files=(
         "network": os.path.basename(facts.network or ""),
         "checkpoint": generator.checkpoint,
         "step": jobdir.checkpoint_step(generator.checkpoint),
-        "ema": bool(config.get("ema", False)),  # this runtime keeps no EMA of G's weights
+        "ema": generator.ema,
+        "ema_decay": config.get("ema_decay") if generator.ema else None,
         "generator_weights": {"parameters": generator.parameter_count, "bytes": generator.weight_bytes},
         "checkpoint_bytes": checkpoint_bytes,
         "files": sorted(files),

@@ -5,7 +5,7 @@ Everything here runs inside a ``tf.Graph().as_default()`` block owned by the cal
 import math
 from dataclasses import dataclass, replace
 
-from ..errors import DataError, ModelDefinitionError
+from ..errors import DataError, ModelDefinitionError, TrainingError
 from ..latent import DEFAULT_Z_DISTRIBUTION, ModelFacts
 from .model_files import model_code
 from .schedules import check_solver, make_optimizer
@@ -181,6 +181,18 @@ def active_sets(entries):
     return {active_at(entries, step) for step in range(horizon)}
 
 
+def check_entries_run(entries, total_steps, path):
+    """TrainingError naming the first entry whose start_step / every keep it from running
+    in the job's `total_steps` steps (0 .. total_steps - 1)."""
+    for entry in entries:
+        first = -(-entry.start_step // entry.every) * entry.every
+        if first >= total_steps:
+            raise TrainingError(f"{path}: loss entry {entry.name!r} never runs: start_step {entry.start_step}, "
+                                f"every {entry.every} make its first step {first}, but the job trains "
+                                f"{total_steps} steps (0..{total_steps - 1}); train longer or lower its "
+                                f"start_step")
+
+
 def active_at(entries, step):
     """Tuple of indices of the entries that run at global step `step`."""
     return tuple(index for index, entry in enumerate(entries) if entry.runs_at(step))
@@ -194,12 +206,13 @@ class UpdateOps:
     computed per tower on that tower's device (after the tower model's gradientUpdate
     hook), averaged across towers on the first device and applied once. A step op waits
     for the gradients of all its entries (one forward pass), applies the entries'
-    updates one after another in list order, runs `extra_ops` (UPDATE_OPS) and adds 1
+    updates one after another in list order, then moves the EMA shadows of the updated
+    variables (`ema`, an ema.Shadows, if any), runs `extra_ops` (UPDATE_OPS) and adds 1
     to `global_step`.
     """
 
     def __init__(self, tower_entries, models, path, lr_scale, global_step, extra_ops, devices=(None,),
-                 shared_optimizer=None):
+                 shared_optimizer=None, ema=None):
         """shared_optimizer: (solver, learning rate) for DIGITS semantics: one optimizer
         for every entry (the entries' own solver keys are ignored, as DIGITS does) and
         the global step advanced once per entry applied."""
@@ -238,6 +251,10 @@ class UpdateOps:
             for index in active:
                 with tf.control_dependencies(previous):
                     previous = [optimizers[index].apply_gradients(gradients[index])]
+            if ema is not None:
+                with tf.control_dependencies(previous):
+                    update = ema.update([v for index in active for v in self.entries[index].variables])
+                previous = [update] if update is not None else previous
             with tf.control_dependencies(previous):
                 increment = global_step.assign_add(len(active) if shared else 1)
             self.step_ops[active] = tf.group(increment, *extra_ops, name="step_" + "_".join(map(str, active)))

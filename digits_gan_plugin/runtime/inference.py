@@ -10,12 +10,17 @@ a directory receiving ``result.npz``, ``result.json`` and ``grid.png``. Without 
 layout, writer and reader are ``jobdir.result_files`` / ``write_result`` /
 ``InferenceResult``.
 
+A job trained with an EMA of its generator's weights (``--ema-decay``) infers with the
+EMA weights; ``infer_command`` says so on stderr and result.json's ``weights`` is
+``'ema'`` (``'raw'`` otherwise).
+
 Image-input models (encoders, ``inference_input = 'image'``): the inference tower's ``y``
 is an int64 (N,) placeholder of class ids, -1 meaning "not given" (the model infers it);
 ``infer_command`` feeds an inference dataset's scalar labels there. Their results hold
 ``z`` beside ``images`` (the generator's reconstruction of each z): that pair is what
 makes a result an encoder's.
 """
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,22 +32,27 @@ from ..errors import DataError, TrainingError
 from ..imaging import make_grid, to_uint8
 from ..latent import read_z_file
 from .. import jobdir
+from . import ema
 from .graph import build_tower, inference_outputs, reuse_scope
 from .model_files import load_model_class, model_run_errors, run_error
 
 
 class Generator:
     """A job's inference tower restored from a checkpoint ('last' or None, 'best', or a
-    checkpoint prefix), in its own graph and session.
+    checkpoint prefix), in its own graph and session: the one place a job's generator is
+    restored. With `use_ema` (default) each variable comes from its EMA shadow when the
+    checkpoint has one (see ``ema``).
 
-    Attributes: z_dim, num_classes, conditional, input_shape [H,W,C], facts, checkpoint.
+    Attributes: z_dim, num_classes, conditional, input_shape [H,W,C], facts, checkpoint,
+    weights ('ema' or 'raw'), ema_decay (of the job, or None).
     Use as a context manager (or call close()).
     """
 
-    def __init__(self, job_dir, checkpoint="last"):
+    def __init__(self, job_dir, checkpoint="last", use_ema=True):
         import tensorflow.compat.v1 as tf
 
         config = jobdir.read_config(job_dir)
+        self.ema_decay = config.get("ema_decay")
         self.facts = facts = jobdir.model_facts_from_config(job_dir, config)
         self.z_dim, self.num_classes = facts.z_dim, facts.num_classes
         self.conditional, self.input_shape = facts.conditional, list(facts.input_shape)
@@ -69,13 +79,14 @@ class Generator:
             self.outputs = inference_outputs(output, facts)  # DIGITS' flat [z | pixels] split here
             self.image_key = "images" if "images" in self.outputs else next(
                 (key for key, tensor in self.outputs.items() if tensor.shape.ndims == 4), None)
-            saver = tf.train.Saver(var_list=tf.global_variables())
+            variables = tf.global_variables()
         threads = usable_cores()
         session_config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
         self.session = tf.Session(graph=self.graph, config=session_config)
         try:
             with self.graph.as_default():
-                saver.restore(self.session, self.checkpoint)
+                names, self.weights = ema.restore_map(variables, ema.checkpoint_names(self.checkpoint), use_ema)
+                tf.train.Saver(var_list=names).restore(self.session, self.checkpoint)
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
             self.close()
             raise TrainingError(f"{self.checkpoint}: does not match the model's variables: {error.message.splitlines()[0]}") from None
@@ -145,10 +156,21 @@ class Generator:
             raise TrainingError(f"{self.facts.network}: the inference op returns no N,H,W,C image output")
         return to_uint8(self.run(vectors, batch_size)[self.image_key])
 
+    def generate_classes(self, classes, per_class, seed):
+        """`per_class` images of each class id in `classes`, z drawn from `seed` ->
+        (images uint8 N,H,W,C, labels int64 N), class-major order."""
+        vectors, labels = class_vectors(self.facts, classes, per_class, seed)
+        return self.generate(vectors), labels
 
-def load_generator(job_dir, checkpoint="last"):
-    """The Generator of a training job (checkpoint 'last', 'best' or a prefix)."""
-    return Generator(job_dir, checkpoint)
+    def describe_weights(self):
+        """'EMA weights (decay D)' or 'raw weights', for the line a command prints."""
+        return f"EMA weights (decay {self.ema_decay:g})" if self.weights == "ema" else "raw weights"
+
+
+def load_generator(job_dir, checkpoint="last", use_ema=True):
+    """The Generator of a training job (checkpoint 'last', 'best' or a prefix; the EMA
+    weights when the checkpoint has them, unless use_ema is False)."""
+    return Generator(job_dir, checkpoint, use_ema)
 
 
 def class_vectors(facts, classes, per_class, seed):
@@ -173,8 +195,7 @@ def generate_classes(job_dir, classes, per_class, seed, checkpoint="last"):
     """Generate `per_class` images of each class id in `classes` with z drawn from
     `seed` -> (images uint8 N,H,W,C, labels int64 N), class-major order."""
     with load_generator(job_dir, checkpoint) as generator:
-        vectors, labels = class_vectors(generator.facts, classes, per_class, seed)
-        return generator.generate(vectors), labels
+        return generator.generate_classes(classes, per_class, seed)
 
 
 def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10, seed=0, checkpoint="last",
@@ -189,7 +210,10 @@ def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10
                                                                per_class, seed)
     info.update(job=str(job_dir), created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     with load_generator(job_dir, checkpoint) as generator:
-        info["checkpoint"] = generator.checkpoint
+        info.update(checkpoint=generator.checkpoint, weights=generator.weights)
+        if generator.weights == "ema":
+            print(f"digits-gan: {Path(generator.checkpoint).name}: the generator's {generator.describe_weights()}",
+                  file=sys.stderr)
         outputs = generator.run(inputs, batch_size, labels=labels if generator.labels is not None else None)
         image_key = generator.image_key
     arrays = {"inputs": np.asarray(inputs, np.float32)}

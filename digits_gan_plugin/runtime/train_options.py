@@ -37,8 +37,13 @@ TRAIN_OPTIONS = [
            "comma-separated device names: one tower per device, the batch split evenly"),
     Option("max_steps", int, None, "stop after this many steps in total", min=1),
     Option("threads", int, None, "TensorFlow threads (default: all usable cores)", min=1),
+    Option("xla", str, "auto", "XLA auto-clustering of the training step: on, off, or auto (see docs/scaling.md)",
+           choices=("auto", "on", "off")),
     Option("weights", str, None, "initialize the variables matching by name and shape from another job "
            "(JOBDIR) or checkpoint (CKPT)"),
+    Option("ema_decay", float, None, "keep an exponential moving average of the generator's weights with this "
+           "decay, e.g. 0.999 (default: the model file's ema_decay, else none); sample grids, infer, evaluate and "
+           "export then use it", above=0, below=1),
     Option("digits_semantics", bool, False, "build the towers as NVIDIA DIGITS does (x without static shape, "
            "inference on every tower, nclasses 0 without labels, one shared optimizer; see docs/model_files.md)"),
 ]

@@ -26,8 +26,9 @@ from ..errors import ModelDefinitionError, TrainingError
 from ..files import usable_cores, write_json_atomic, write_text_atomic
 from .. import jobdir
 from . import cluster as clusters
-from .graph import (UpdateOps, build_train_towers, build_tower, facts_from_instance, inference_outputs, loss_entries,
-                    mean_entries, model_facts, reuse_scope)
+from . import ema
+from .graph import (UpdateOps, build_train_towers, build_tower, check_entries_run, facts_from_instance,
+                    inference_outputs, loss_entries, mean_entries, model_facts, reuse_scope)
 from .joblock import JobLock
 from .model_files import load_model_class, model_run_errors, resolve_network, run_error
 from .report import EpochReport, Reporter, checkpoint_bytes, maybe_interrupt
@@ -69,6 +70,7 @@ class Sampler:
 class WeightsInit:
     saver: Any
     checkpoint: str
+    restored: frozenset   # names of the model variables it restores
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class TrainGraph:
     weights: Optional[WeightsInit]
     cluster_inputs: Optional[clusters.ClusterInputs]
     global_steps_per_batch: int = 1   # DIGITS semantics: one global step per loss entry
+    ema: Any = None                   # ema.Shadows of the generator's weights, or None
 
 
 def train(options, out, resume=False, dry_run=False, progress=True, step_callback=None, cluster=None):
@@ -115,13 +118,15 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
         raise TrainingError(f"{options.dataset}: the dataset has no train_db entries")
     plan = _plan(options, reader.count("train_db"))
     model_class = load_model_class(options.network)
+    options = replace(options, ema_decay=ema.job_decay(options.ema_decay, model_class, options.network))
     facts = model_facts(model_class, options.network, reader.meta)
     start_checkpoint = _resume_checkpoint(paths) if resume else None
     start_step = jobdir.checkpoint_step(start_checkpoint) or 0
     devices = [cluster.device(k) for k in range(cluster.count)] if cluster else clusters.local_devices(
         options.device_spec())
     placement = devices if len(devices) > 1 else (None,)  # one device: TensorFlow's default placement
-    built = build_graph(options, reader, model_class, facts, options.seed + start_step, placement, cluster)
+    built = build_graph(options, reader, model_class, facts, options.seed + start_step, placement, cluster,
+                        total_steps=plan.total_steps)
     config = _config(options, built, plan, devices, cluster)
     if dry_run:
         import json
@@ -166,9 +171,11 @@ def _config(options, built, plan, devices, cluster):
 
 # ------------------------------------------------------------------------- the graph
 
-def build_graph(options, reader, model_class, facts, data_seed, devices=(None,), cluster=None):
+def build_graph(options, reader, model_class, facts, data_seed, devices=(None,), cluster=None, total_steps=None):
     """The TrainGraph: data inputs, train towers (one per device), the val tower, the
-    sample tower, per-entry update ops, savers; finalized."""
+    sample tower (on the EMA shadows with options.ema_decay), per-entry update ops,
+    savers; finalized. total_steps: a loss entry that would never run in them is a
+    TrainingError, raised as soon as the entries are built."""
     import tensorflow.compat.v1 as tf
 
     graph = tf.Graph()
@@ -183,17 +190,30 @@ def build_graph(options, reader, model_class, facts, data_seed, devices=(None,),
             updates_before = set(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
             models, tower_entries = build_train_towers(model_class, facts, inputs, devices, facts.network,
                                                        options.solver, options.lr, digits=digits)
+            if total_steps is not None:
+                check_entries_run(tower_entries[0], total_steps, facts.network)
             facts = facts_from_instance(facts, models[0])
             # only tower 0's UPDATE_OPS (e.g. batch-norm moving averages) run each step
             update_ops = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS)
                           if op not in updates_before and op.name.startswith("train/")]
             entries = mean_entries(tower_entries)
             val = _val_tower(options, reader, model_class, facts, entries, data_seed)
-            sampler = _sampler(model_class, facts, digits)
+            shadows = ema.Shadows(options.ema_decay) if options.ema_decay else None
+            sampler = _sampler(model_class, facts, digits, shadows)
             model_variables = tuple(v for v in tf.global_variables() if v not in before)
-        weights = _weights_init(options.weights, model_variables) if options.weights else None
+        if shadows is not None and not shadows.pairs:
+            raise TrainingError(f"--ema-decay {options.ema_decay}: {facts.network} has no generator tower (z input) "
+                                f"reading trainable variables, so there are no weights to average")
+        if options.weights:
+            trained = {v.op.name for entry in tower_entries[0] for v in entry.variables}
+            weights = _weights_init(options.weights, [v for v in model_variables if not ema.is_shadow(v.op.name)],
+                                    trained)
+        else:
+            weights = None
         updates = UpdateOps(tower_entries, models, facts.network, lr_scale, global_step, update_ops, devices,
-                            shared_optimizer=(options.solver, options.lr) if digits else None)
+                            shared_optimizer=(options.solver, options.lr) if digits else None, ema=shadows)
+        if shadows is not None:
+            shadows.finish()
         summary = tf.summary.merge(models[0].summaries) if models[0].summaries else None
         built = TrainGraph(
             graph=graph, facts=facts, global_step=global_step, lr_scale=lr_scale, train_init=train_init,
@@ -202,7 +222,7 @@ def build_graph(options, reader, model_class, facts, data_seed, devices=(None,),
             saver=tf.train.Saver(max_to_keep=options.keep, save_relative_paths=True),
             best_saver=tf.train.Saver(max_to_keep=1, save_relative_paths=True),
             model_variables=model_variables, val=val, sampler=sampler, weights=weights,
-            cluster_inputs=cluster_inputs, global_steps_per_batch=len(entries) if digits else 1,
+            cluster_inputs=cluster_inputs, global_steps_per_batch=len(entries) if digits else 1, ema=shadows,
         )
     graph.finalize()
     return built
@@ -237,13 +257,18 @@ def _val_tower(options, reader, model_class, facts, entries, data_seed):
     return ValTower(val_init, tuple(entry.loss for entry in val_entries))
 
 
-def _sampler(model_class, facts, digits):
+def _sampler(model_class, facts, digits, shadows=None):
+    """The sample tower of a generator (None for other models), built on the EMA
+    `shadows` of its trainable variables when given (creating them)."""
+    import contextlib
+
     import tensorflow.compat.v1 as tf
 
     if facts.inference_input != "z":
         return None
     vectors = tf.placeholder(tf.float32, [None, 1, 1, facts.vector_width], name="z")
-    inference = build_tower(model_class, facts, vectors, None, "inf", ["inference"], digits=digits).inference
+    with shadows.scope() if shadows is not None else contextlib.nullcontext():
+        inference = build_tower(model_class, facts, vectors, None, "inf", ["inference"], digits=digits).inference
     output = inference_outputs(inference, facts).get("images")
     if output is None:
         raise ModelDefinitionError(f"{facts.network}: UserModel.inference of a generator (z_dim set) returned no "
@@ -263,21 +288,33 @@ def _iterator(reader, stage, batch_size, train, seed):
     return x, y, iterator.initializer
 
 
-def _weights_init(source, model_variables):
+def _weights_init(source, model_variables, trained):
     """A Saver restoring every model variable whose name and shape match a variable of
-    the checkpoint `source` (job dir, checkpoint dir or prefix); reports counts."""
+    the checkpoint `source` (job dir, checkpoint dir or prefix); reports counts. A
+    variable no loss entry trains (`trained`: the names of those that are) is restored
+    from the source's EMA shadow when it has one: a frozen copy of a generator (an
+    encoder's G) is the generator as that job infers."""
     import tensorflow.compat.v1 as tf
 
     prefix = jobdir.find_checkpoint(source)
     available = dict(tf.train.list_variables(prefix))
-    matched = {v.op.name: v for v in model_variables if list(available.get(v.op.name, [None])) == v.shape.as_list()}
+    matched, averaged = {}, 0
+    for variable in model_variables:
+        name, shape = variable.op.name, variable.shape.as_list()
+        if name not in trained and list(available.get(ema.shadow_name(name), [None])) == shape:
+            matched[ema.shadow_name(name)] = variable
+            averaged += 1
+        elif list(available.get(name, [None])) == shape:
+            matched[name] = variable
     if not matched:
         raise TrainingError(f"--weights {source}: no variable of the model matches {prefix} by name and shape")
-    missing = collections.Counter(v.op.name.split("/")[0] for v in model_variables if v.op.name not in matched)
+    restored = frozenset(variable.op.name for variable in matched.values())
+    missing = collections.Counter(v.op.name.split("/")[0] for v in model_variables if v.op.name not in restored)
     unmatched = ", ".join(f"{count} under {scope}/" for scope, count in sorted(missing.items()))
-    print(f"--weights: initializing {len(matched)} of {len(model_variables)} model variables "
-          f"from {prefix}" + (f"; not matched (they start fresh): {unmatched}" if missing else ""), file=sys.stderr)
-    return WeightsInit(tf.train.Saver(var_list=matched), prefix)
+    print(f"--weights: initializing {len(matched)} of {len(model_variables)} model variables from {prefix}"
+          + (f" ({averaged} frozen ones from its EMA weights)" if averaged else "")
+          + (f"; not matched (they start fresh): {unmatched}" if missing else ""), file=sys.stderr)
+    return WeightsInit(tf.train.Saver(var_list=matched), prefix, restored)
 
 
 # ------------------------------------------------------------------------- the run
@@ -288,7 +325,7 @@ def _run(options, config, paths, reader, built, plan, start_checkpoint, progress
 
     threads = options.threads or usable_cores()
     opener = clusters.ChiefSession(cluster, built, reader, options, threads) if cluster else _local_session(
-        built.graph, threads)
+        built.graph, threads, xla_wanted(options.xla, built))
     with opener as session:
         _restore(session, built, paths, start_checkpoint)
         writer = tf.summary.FileWriter(str(paths.events), built.graph if not start_checkpoint else None)
@@ -304,12 +341,21 @@ def _run(options, config, paths, reader, built, plan, start_checkpoint, progress
     return replace(result, config=config)
 
 
-def _local_session(graph, threads):
-    """A plain tf.Session over `threads` cores (a context manager making `graph` the default)."""
+def xla_wanted(setting, built):
+    """Whether --xla SETTING ('on', 'off', 'auto') turns XLA auto-clustering on."""
+    return setting == "on"
+
+
+def _local_session(graph, threads, xla=False):
+    """A plain tf.Session over `threads` cores (a context manager making `graph` the
+    default); xla: XLA auto-clustering of the graph (on CPU too: runtime/__init__.py
+    lets it cluster CPU ops)."""
     import tensorflow.compat.v1 as tf
 
     config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads,
                             allow_soft_placement=True)  # CPU-only ops inside a GPU tower
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
     return tf.Session(graph=graph, config=config)
 
 
@@ -317,14 +363,22 @@ def _restore(session, built, paths, start_checkpoint):
     import tensorflow.compat.v1 as tf
 
     session.run(built.init)
+    restored = ()
     if start_checkpoint:
-        built.saver.restore(session, start_checkpoint)
+        saver = built.saver
+        if built.ema is not None:
+            restored = ema.checkpoint_names(start_checkpoint)
+            if built.ema.missing_from(restored):  # EMA switched on for a job that ran without it
+                saver = built.ema.saver_without
+        saver.restore(session, start_checkpoint)
         # so that --keep also prunes the checkpoints of earlier runs
         state = tf.train.get_checkpoint_state(str(paths.checkpoints))
         if state is not None:
             built.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
     elif built.weights:
         built.weights.saver.restore(session, built.weights.checkpoint)
+    if built.ema is not None:
+        built.ema.start(session, restored)
     session.run(built.train_init)
 
 

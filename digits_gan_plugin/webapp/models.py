@@ -7,7 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, render_template_string,
+                   request, send_file, url_for)
 
 from .. import jobdir
 from ..errors import DataError, DigitsGanError
@@ -249,10 +250,32 @@ def evaluation(job):
         return None
 
 
-def evaluable(facts):
-    """Whether `digits-gan evaluate` applies: a conditional generator of one-channel images."""
-    return facts is not None and facts.inference_input == "z" and bool(facts.conditional) \
-        and list(facts.input_shape)[-1] == 1
+def evaluation_html(result):
+    """The figures of an eval.json dict as the gallery shows them (templates/results/metrics.html);
+    a one-line notice for a file evaluate did not write."""
+    from .. import pictures
+    from ..evaluation import metrics_context
+
+    try:
+        context = metrics_context(result)
+    except DataError as error:
+        return render_template_string('<p class="text-danger">{{ error }}</p>', error=str(error))
+    return render_template_string(pictures.template_text("metrics.html"), **context)
+
+
+def evaluable(facts, config):
+    """Whether `digits-gan evaluate` applies: a generator (z input) whose dataset has the
+    class or attribute labels a judge trains on."""
+    from ..dataset_io import DatasetReader
+    from ..evaluation import dataset_labels
+
+    if facts is None or facts.inference_input != "z" or not config.get("dataset"):
+        return False
+    try:
+        dataset_labels(DatasetReader(config["dataset"]))
+    except DigitsGanError:
+        return False
+    return True
 
 
 def model_page(job, inference=None):
@@ -260,10 +283,12 @@ def model_page(job, inference=None):
 
     config, facts = _config(job), model_facts(job)
     found = checkpoints(job, config)
+    result = evaluation(job)
     context = dict(job=job, config=config, facts=facts, checkpoints=found, snapshots=snapshots(job),
-                   checkpoint_bytes=sum(entry["size"] for entry in found), evaluation=evaluation(job),
+                   checkpoint_bytes=sum(entry["size"] for entry in found),
+                   evaluation_html=evaluation_html(result) if result else None,
                    latest_checkpoint=next((entry for entry in found if entry["value"] != "best"), None),
-                   evaluable=evaluable(facts), runs=manager().runs_of(job),
+                   evaluable=evaluable(facts, config), runs=manager().runs_of(job),
                    tensorboard=tensorboard.url_for_job(job), tensorboard_available=tensorboard.available(),
                    has_gallery=(job.target / "gallery" / "index.html").is_file(),
                    dataset=manager().get(job.dataset_id) if job.dataset_id else None)
@@ -309,8 +334,8 @@ def timelapse(job_id):
 @blueprint.post("/jobs/<job_id>/evaluate")
 def evaluate(job_id):
     job = job_or_404(job_id, "model")
-    if not evaluable(model_facts(job)):
-        raise DataError("evaluate: only conditional MNIST-family generators (one-channel images, classes)")
+    if not evaluable(model_facts(job), _config(job)):
+        raise DataError("evaluate: only generators whose dataset has class or attribute labels (for the judge)")
     samples = request.form.get("samples", str(EVALUATE_SAMPLES))
     if not samples.isdigit() or not 20 <= int(samples) <= 100000:
         raise DataError(f"samples: expected a whole number from 20 to 100000, got {samples!r}")
