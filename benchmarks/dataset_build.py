@@ -12,6 +12,12 @@ a machine shared with other jobs distorts images/s):
           defaults) and fast (fastdct + fastupsample, the build's --fast-decode);
   limit   decode x cores: what a build bound only by JPEG decoding could reach, for
           the accurate decode (the reference) and for the fast one;
+  levers  per-image CPU of the decodes a build could use instead of the full one:
+          simplejpeg stopped below the crop's last row (what the build does; exact),
+          DCT-domain 5/8 scaling (the smallest scale keeping the 108 crop >= 64 px;
+          with its pixel difference after the resize), and TensorFlow's
+          decode_and_crop_jpeg (libjpeg-turbo's crop + skip-scanline path), measured
+          in a child process with 1 intra/inter-op thread, with its import cost;
   build   images/s of the full CelebA build (default 108 crop, 64 resize, all cores),
           with its default accurate decode and with --fast-decode;
 and prints build/limit (target >= 0.75) for each pairing, and the embedded MNIST 5k
@@ -30,6 +36,7 @@ import time
 
 import numpy as np
 
+from digits_gan_plugin import imaging
 from digits_gan_plugin.data_plugins import celeba, mnist
 from digits_gan_plugin.dataset_io import write_dataset
 from digits_gan_plugin.files import usable_cores
@@ -98,6 +105,11 @@ def decode_rate(paths, decode):
     return len(paths) / (time.perf_counter() - start), (cpu_seconds() - cpu_start) / len(paths)
 
 
+def read_file(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def pillow_decode(data):
     from PIL import Image
 
@@ -117,6 +129,62 @@ def simplejpeg_fast_decode(data):
     simplejpeg.decode_jpeg(data, fastdct=True, fastupsample=True)
 
 
+CROP, SIZE = 108, 64
+TOP, LEFT = (HEIGHT - CROP) // 2, (WIDTH - CROP) // 2
+
+
+def rows_to_crop_decode(data):
+    """simplejpeg decode of the rows down to the crop's bottom (+1), as the build does."""
+    return imaging.decode_jpeg_rows(data, TOP + CROP + 1)
+
+
+def five_eighths_decode(data):
+    """DCT-domain 5/8 decode: 218x178 -> 137x112, the 108 crop becomes 67.5 px."""
+    import simplejpeg
+
+    return simplejpeg.decode_jpeg(data, min_height=-(-HEIGHT * 5 // 8), min_width=-(-WIDTH * 5 // 8))
+
+
+def five_eighths_square(data):
+    """The 64x64 square resized (box filter) from the 5/8 decode."""
+    pixels, scale = five_eighths_decode(data), 5 / 8
+    return imaging._resize(pixels, (LEFT * scale, TOP * scale, (LEFT + CROP) * scale, (TOP + CROP) * scale), SIZE)
+
+
+def tensorflow_probe(paths):
+    """Run in a child process: CPU s of importing TensorFlow, and CPU s per image of
+    decode_and_crop_jpeg (accurate IDCT) of the centre crop, eager op by op and in a
+    sequential tf.data map, both on 1 intra/inter-op thread. Prints one JSON line."""
+    import json
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    start = cpu_seconds()
+    import tensorflow as tf
+
+    imported = cpu_seconds() - start
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    datas = [read_file(path) for path in paths]
+    window = tf.constant([TOP, LEFT, CROP, CROP])
+
+    def crop(data):
+        return tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_ACCURATE")
+
+    crop(datas[0])
+    start = cpu_seconds()
+    for data in datas:
+        crop(data).numpy()
+    eager = (cpu_seconds() - start) / len(datas)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    pipeline = tf.data.Dataset.from_tensor_slices(datas).map(crop).batch(64).with_options(options)
+    start = cpu_seconds()
+    for _ in pipeline:
+        pass
+    mapped = (cpu_seconds() - start) / len(datas)
+    print(json.dumps({"import": imported, "eager": eager, "tf.data": mapped}))
+
+
 def build_rate(source, out, count, workers, fast_decode):
     """(images/s, CPU s per image over all processes) of the CelebA build."""
     start, cpu_start = time.perf_counter(), cpu_seconds()
@@ -133,7 +201,11 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=usable_cores(), help="build processes (default: cores)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "digits-gan-bench"),
                         help="where the generated source images are kept between runs")
+    parser.add_argument("--tensorflow-probe", metavar="FOLDER", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
+    if args.tensorflow_probe:
+        tensorflow_probe(sorted(os.path.join(args.tensorflow_probe, name) for name in os.listdir(args.tensorflow_probe))[:2000])
+        return 0
     count = 500 if args.quick else args.count
     cores = usable_cores()
 
@@ -150,6 +222,20 @@ def main(argv=None):
     if importlib.util.find_spec("simplejpeg"):  # what load_square_image decodes JPEGs with
         decoders.update({"simplejpeg": simplejpeg_decode, "simplejpeg fast": simplejpeg_fast_decode})
     decodes = {name: decode_rate(paths, decoder) for name, decoder in decoders.items()}
+    levers = {}
+    if "simplejpeg" in decoders:
+        levers["simplejpeg down to the crop bottom (the build's, exact)"] = decode_rate(paths, rows_to_crop_decode)[1]
+        levers["simplejpeg DCT-scaled 5/8"] = decode_rate(paths, five_eighths_decode)[1]
+        sample = paths[:300]
+        difference = np.concatenate([np.abs(five_eighths_square(read_file(path)).astype(int)
+                                            - imaging.load_square_image(path, SIZE, crop=CROP)).ravel() for path in sample])
+    probe = None
+    if importlib.util.find_spec("tensorflow"):
+        import json
+
+        result = subprocess.run([sys.executable, "-m", "benchmarks.dataset_build", "--tensorflow-probe",
+                                 os.path.join(source, celeba.IMAGE_DIR)], capture_output=True, text=True, check=True)
+        probe = json.loads(result.stdout.strip().splitlines()[-1])
     out = os.path.join(args.workdir, "celeba-dataset")
     builds = {fast: build_rate(source, out, count, args.workers, fast) for fast in (True, False)}
     for name, (rate, cpu) in decodes.items():
@@ -160,6 +246,15 @@ def main(argv=None):
     limits = [reference] + [name for name in ("simplejpeg fast",) if name in decodes]
     for name in limits:
         print(f"{'limit, ' + name:40s}: {decodes[name][0] * cores:6.0f} images/s ({name} x {cores} cores)")
+    for name, cpu in levers.items():
+        print(f"lever, {name}: {cpu * 1e6:4.0f} us CPU/image (read + decode)")
+    if levers:
+        print(f"  5/8 square vs the default accurate square: mean {difference.mean():.2f}, "
+              f"99th percentile {np.percentile(difference, 99):.0f}, max {difference.max()} grey levels")
+    if probe:
+        print(f"lever, TensorFlow decode_and_crop_jpeg: {probe['eager'] * 1e6:4.0f} us CPU/image eager, "
+              f"{probe['tf.data'] * 1e6:4.0f} in tf.data (decode only), after {probe['import']:.1f} CPU s "
+              f"of importing TensorFlow (per process)")
     for fast, (rate, cpu) in builds.items():
         label = "CelebA build" + (" --fast-decode" if fast else " (default: accurate decode)")
         print(f"{label:40s}: {rate:6.0f} images/s, {cpu * 1e6:4.0f} us CPU/image over all processes "

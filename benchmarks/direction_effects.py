@@ -1,7 +1,9 @@
 """What the discovered directions do to MNIST digits.
 
 For a trained conditional MNIST GAN job (the walkthrough's network-mnist job), finds the
-top `--count` SeFa and GANSpace directions (`digits-gan latent directions`) and sweeps
+top `--count` SeFa and GANSpace directions (`digits-gan latent directions`), with
+`--encoder-job` also the best class boundaries (InterFaceGAN, one-vs-rest on encoded z)
+and their mean-difference vectors, and sweeps
 `--samples` random (z, class) pairs along each from -extent to +extent. Prints, per
 direction:
 
@@ -16,7 +18,7 @@ A direction that edits style without breaking the digit has |ink| or |slant| nea
 and a judge accuracy close to the unedited one.
 
 Usage:
-    python benchmarks/direction_effects.py --gan-job GAN_JOB [--dataset DS]
+    python benchmarks/direction_effects.py --gan-job GAN_JOB [--encoder-job ENCODER_JOB] [--dataset DS]
     python benchmarks/direction_effects.py --quick --gan-job G    # smoke run, tiny judge
 """
 import argparse
@@ -62,9 +64,13 @@ def sweep_correlation(values, samples, steps, t):
     return float((centred * ramp).sum() / denominator) if denominator > 0 else 0.0
 
 
-def measure(gan_job, dataset, count, samples, steps, classifier_settings, pca_samples=2000, seed=0):
-    """[(name, score, ink r, slant r, judge accuracy along the sweep, at t = 0)]."""
-    from digits_gan_plugin.runtime.directions import FirstLayer, default_extent, ganspace, sefa, sweep_vectors
+def measure(gan_job, dataset, count, samples, steps, classifier_settings, pca_samples=2000, seed=0,
+            encoder_job=None):
+    """[(name, score, ink r, slant r, judge accuracy along the sweep, at t = 0)]; with
+    `encoder_job`, also the `count` best-scored class boundaries and their classes'
+    mean differences."""
+    from digits_gan_plugin.runtime.directions import (FirstLayer, boundaries, default_extent, ganspace, sefa, select,
+                                                      sweep_vectors)
     from digits_gan_plugin.runtime.export import freeze
     from digits_gan_plugin.runtime.inference import load_generator
 
@@ -76,6 +82,11 @@ def measure(gan_job, dataset, count, samples, steps, classifier_settings, pca_sa
         found = sefa(layer, count) + ganspace(layer, count, pca_samples, np.random.default_rng(seed))
     finally:
         layer.close()
+    if encoder_job:
+        labelled = boundaries(encoder_job, dataset, seed=seed)
+        classes = len(labelled.names) // 2  # boundary_K ..., then meandiff_K ...
+        best = list(np.argsort(labelled.score[:classes])[::-1][:count])
+        found = found + select(labelled, best + [k + classes for k in best])
     extent = default_extent(facts)
     rows = []
     with load_generator(gan_job) as generator:
@@ -93,15 +104,16 @@ def measure(gan_job, dataset, count, samples, steps, classifier_settings, pca_sa
 
 def report(rows, extent, samples, steps):
     print(f"\n{samples} samples per direction, {steps} steps from -{extent:.2f} to +{extent:.2f}")
-    print(f"{'direction':14s} {'score':>7s} {'ink r':>7s} {'slant r':>8s} {'judge':>7s} {'t=0':>6s}")
+    print(f"{'direction':18s} {'score':>7s} {'ink r':>7s} {'slant r':>8s} {'judge':>7s} {'t=0':>6s}")
     for name, score, ink, lean, judged, unedited in rows:
-        print(f"{name:14s} {score:7.4f} {ink:+7.2f} {lean:+8.2f} {judged:7.3f} {unedited:6.3f}")
+        print(f"{name:18s} {score:7.4f} {ink:+7.2f} {lean:+8.2f} {judged:7.3f} {unedited:6.3f}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gan-job", required=True, help="trained conditional network-mnist job")
     parser.add_argument("--dataset", help="the judge's dataset (default: the GAN job's)")
+    parser.add_argument("--encoder-job", help="encoder job trained from the GAN: adds the class boundaries")
     parser.add_argument("--count", type=int, default=5, help="directions per method (default 5)")
     parser.add_argument("--samples", type=int, default=100, help="(z, class) pairs per direction (default 100)")
     parser.add_argument("--steps", type=int, default=9, help="odd number of images per sweep (default 9)")
@@ -111,7 +123,7 @@ def main(argv=None):
     settings = evaluation.QUICK_CLASSIFIER if args.quick else evaluation.DEFAULT_CLASSIFIER
     dataset = args.dataset or jobdir.read_config(args.gan_job)["dataset"]
     rows, extent = measure(args.gan_job, dataset, count, samples, args.steps | 1, settings,
-                           pca_samples=200 if args.quick else 2000)
+                           pca_samples=200 if args.quick else 2000, encoder_job=args.encoder_job)
     report(rows, extent, samples, args.steps | 1)
     return rows
 

@@ -50,13 +50,14 @@ def held_out(dataset, count):
 def measure(gan_job, encoder_job, dataset, count, settings):
     """{method: {'mse', 's_per_image'}} for the three methods (see the module docstring)."""
     from digits_gan_plugin.runtime.export import freeze
-    from digits_gan_plugin.runtime.projector import Projector, encoder_start
+    from digits_gan_plugin.runtime.projector import Projector, encoder_start, perceptual_features
 
     targets, _ = held_out(dataset, count)
     start = time.perf_counter()
     z, classes, encoded = encoder_start(encoder_job, targets)
     encoder_seconds = time.perf_counter() - start
-    projector = Projector(freeze(gan_job), settings)
+    tower = freeze(gan_job)
+    projector = Projector(tower, settings, perceptual_features(gan_job, settings, tower.facts, dataset))
     alone = projector.project(targets)
     combined = projector.project(targets, z=z, labels=classes)
     per_image = len(targets)
@@ -91,12 +92,15 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=500, help="held-out digits (default 500)")
     parser.add_argument("--steps", type=int, default=100, help="projector Adam steps (default 100)")
     parser.add_argument("--lr", type=float, default=0.05, help="projector learning rate (default 0.05)")
+    parser.add_argument("--perceptual-weight", type=float, default=0.0, help="feature-loss weight (default 0)")
+    parser.add_argument("--perceptual", default="judge", help="judge or discriminator (default judge)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 digits, 6 steps")
     args = parser.parse_args(argv)
     count, steps = (4, 6) if args.quick else (args.count, args.steps)
     dataset = args.dataset or jobdir.read_config(args.gan_job)["dataset"]
-    settings = ProjectorSettings(steps=steps, learning_rate=args.lr)
+    settings = ProjectorSettings(steps=steps, learning_rate=args.lr, perceptual_weight=args.perceptual_weight,
+                                 perceptual=args.perceptual)
     results = measure(args.gan_job, args.encoder_job, dataset, count, settings)
     reduction, met = report(results, count, steps)
     if args.json:

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -272,8 +273,10 @@ def run_keras_fit(args):
     import tensorflow as tf
 
     set_threads(args.threads)
+    if args.mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
     generator, discriminator = keras_networks(args.model)
-    step, d_optimizer, _ = keras_gan_step(args.model, generator, discriminator)
+    step, d_optimizer, _ = keras_gan_step(args.model, generator, discriminator, args.mixed)
     windows = Windows(args.warmup, sync=lambda: d_optimizer.iterations.numpy())
 
     class GAN(keras.Model):
@@ -380,6 +383,35 @@ WORKERS = {"ours": run_ours, "tutorial": run_tutorial, "tutorial-xla": run_tutor
 
 
 # --------------------------------------------------------------------------- driver
+@dataclass(frozen=True)
+class Variant:
+    """One worker's settings: a side, ours' --xla, float16 compute (Keras sides)."""
+
+    side: str
+    xla: str = "auto"
+    mixed: bool = False
+
+    @property
+    def label(self):
+        return self.side + (f" --xla {self.xla}" if self.side == "ours" and self.xla != "auto" else "") + (
+            " mixed" if self.mixed else "")
+
+
+def variants(args):
+    """The workers to time, in round order."""
+    if not args.gpu:
+        return [Variant(side, xla=args.xla) for side in args.sides]
+    found = []
+    for side in args.sides:
+        if side == "ours":
+            found += [Variant(side, xla="off"), Variant(side, xla="on")]
+        elif side == "graph-v1":  # the network file's own float32 ops
+            found.append(Variant(side))
+        else:
+            found += [Variant(side), Variant(side, mixed=True)]
+    return found
+
+
 def busy_seconds():
     """CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
     with open("/proc/stat") as handle:
@@ -391,11 +423,11 @@ def busy_seconds():
 class Worker:
     """One side's worker process, driven over its stdin/stdout."""
 
-    def __init__(self, side, model, args, dataset):
-        self.side, self.model = side, model
-        command = [sys.executable, os.path.abspath(__file__), "--worker", side, "--model", model,
+    def __init__(self, variant, model, args, dataset):
+        self.side, self.model = variant.label, model
+        command = [sys.executable, os.path.abspath(__file__), "--worker", variant.side, "--model", model,
                    "--threads", str(args.threads), "--warmup", str(args.warmup), "--dataset", dataset,
-                   "--xla", args.xla] + (["--quick"] if args.quick else []) + (["--mixed"] if args.mixed else [])
+                   "--xla", variant.xla] + (["--quick"] if args.quick else []) + (["--mixed"] if variant.mixed else [])
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="1", PYTHONUNBUFFERED="1")
         self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
@@ -448,7 +480,8 @@ def measure(model, args, tmp):
     dataset = os.path.join(tmp, model)
     if "ours" in args.sides:
         write_ours_dataset(model, dataset, args.warmup + 8 if args.quick else MODELS[model][3])
-    workers = {side: Worker(side, model, args, dataset) for side in args.sides + ("peak",)}
+    workers = {variant.label: Worker(variant, model, args, dataset)
+               for variant in variants(args) + [Variant("peak")]}
     try:
         for worker in workers.values():
             worker.ready()
@@ -459,7 +492,8 @@ def measure(model, args, tmp):
                 result = worker.window(args.window * (0.5 if side == "peak" else 1.0))
                 others = max(0.0, busy_seconds() - busy - result["cpu"]) / result["seconds"]
                 windows[side].append(dict(result, load=load, other_cores=others,
-                                          images_per_sec=BATCH * result["steps"] / result["seconds"]))
+                                          images_per_sec=BATCH * result["steps"] / result["seconds"],
+                                          cpu_ms_per_step=1000 * result["cpu"] / max(result["steps"], 1)))
         return windows
     finally:
         for worker in workers.values():
@@ -482,11 +516,13 @@ def summarize(model, windows):
         median, low, high = spread([w["images_per_sec"] for w in results])
         rows.append({"side": side, "median": median, "low": low, "high": high, "gflops": median * flops,
                      "of_peak": median * flops / peak, "load": max(w["load"] for w in results),
+                     "cpu_ms": statistics.median(w["cpu_ms_per_step"] for w in results),
                      "other_cores": statistics.median(w["other_cores"] for w in results)})
     medians = {row["side"]: row["median"] for row in rows}
-    references = {side: value for side, value in medians.items() if side in REFERENCES}
+    references = {side: value for side, value in medians.items() if not side.startswith("ours")}
     best = max(references, key=references.get) if references else None
-    ratio = medians["ours"] / references[best] if best and "ours" in medians else None
+    ours = max((side for side in medians if side.startswith("ours")), key=medians.get, default=None)
+    ratio = medians[ours] / references[best] if best and ours else None
     return {"model": model, "rows": rows, "best_reference": best, "ratio": ratio, "peak_gflops": peak,
             "matmul_gflops": statistics.median(w["matmul_gflops"] for w in peaks),
             "conv_gflops": statistics.median(w["conv_gflops"] for w in peaks), "flops_per_image": flops * 1e9}
@@ -494,18 +530,19 @@ def summarize(model, windows):
 
 def markdown(summaries, args, start_load):
     lines = [f"batch {BATCH}, {args.threads} threads, {args.rounds} rounds x {args.window:g} s windows, "
-             f"warm-up {args.warmup} steps, ours --xla {args.xla}{', mixed precision' if args.mixed else ''}; "
+             f"warm-up {args.warmup} steps, {'GPU mode' if args.gpu else f'ours --xla {args.xla}'}; "
              f"1-minute load at the start {start_load:.2f}", ""]
     for summary in summaries:
         lines += [f"{summary['model']}: {summary['flops_per_image'] / 1e9:.3f} GFLOP per image-step; peak "
                   f"{summary['peak_gflops']:.0f} GFLOP/s (matmul {summary['matmul_gflops']:.0f}, "
                   f"conv {summary['conv_gflops']:.0f}); ours / best reference ({summary['best_reference']}) = "
                   + (f"**{summary['ratio']:.2f}**" if summary["ratio"] is not None else "n/a"), "",
-                  "| side | img/s median | min-max | GFLOP/s | of peak | max load at start | other cores busy |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| side | img/s median | min-max | CPU ms/step | GFLOP/s | of peak | max load at start "
+                  "| other cores busy |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in summary["rows"]:
             lines.append(f"| {row['side']} | {row['median']:.1f} | {row['low']:.1f}-{row['high']:.1f} | "
-                         f"{row['gflops']:.1f} | {row['of_peak']:.0%} | {row['load']:.2f} | "
+                         f"{row['cpu_ms']:.0f} | {row['gflops']:.1f} | {row['of_peak']:.0%} | {row['load']:.2f} | "
                          f"{row['other_cores']:.2f} |")
         lines.append("")
     return "\n".join(lines)
@@ -522,8 +559,9 @@ def parse_args(argv):
     parser.add_argument("--models", default="mnist,celebA", help="comma-separated subset of mnist,celebA")
     parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated subset of {','.join(SIDES)}")
     parser.add_argument("--xla", default="auto", choices=("auto", "on", "off"), help="ours' --xla option")
-    parser.add_argument("--mixed", action="store_true",
-                        help="the Keras sides in mixed_float16 (a GPU mode; ours and graph-v1 stay float32)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="GPU mode: ours with --xla off and on; the Keras sides in float32 and mixed_float16")
+    parser.add_argument("--mixed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the summaries and every window's figures to this file")
     parser.add_argument("--markdown", help="also write the tables (Markdown) to this file")
     parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
@@ -567,7 +605,7 @@ def main(argv=None):
 
         write_json_atomic(args.json, {"start_load": start_load, "summaries": summaries, "windows": raw,
                                       "settings": {key: getattr(args, key) for key in
-                                                   ("threads", "warmup", "rounds", "window", "xla", "mixed",
+                                                   ("threads", "warmup", "rounds", "window", "xla", "gpu",
                                                     "quick")}})
     return 0
 

@@ -433,10 +433,11 @@ def _edit_targets(vectors, names, path):
 
 def _generate(job_dir, facts, checkpoint, samples, seed, edits=None, progress=True):
     """Images from the job's generator -> (images uint8 N,H,W,C, class ids int64 N or
-    None, edit images or None, weights 'ema' | 'raw': see runtime.ema). Conditional: samples // num_classes of each class
-    (class-major); unconditional: `samples` z's. edits: None, or (vectors {name: z_dim},
-    count, scale): `count` other z's (random classes for conditional models) drawn once
-    -> edit images (unedited, {name: with scale * vector added to every z})."""
+    None, edit images or None, weights 'ema' | 'raw': see runtime.ema). Conditional:
+    samples // num_classes of each class (class-major); unconditional: `samples` z's.
+    edits: None, or (vectors {name: z_dim}, count, scale): `count` other z's (random
+    classes for conditional models) drawn once -> edit images (unedited, {name: with
+    scale * vector added to every z})."""
     from tqdm import tqdm
 
     from .runtime.inference import class_vectors, load_generator
@@ -494,9 +495,10 @@ def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_setting
                         f"for {facts.num_classes} classes)")
     if samples < MIN_SAMPLES:
         raise DataError(f"--samples {samples}: expected at least {MIN_SAMPLES}")
-    if attributes is not None and (int(edit_samples) < 1 or not np.isfinite(edit_scale)):
-        raise DataError(f"--edit-samples {edit_samples} / --edit-scale {edit_scale}: expected a count >= 1 and "
-                        f"a finite scale")
+    if attributes is not None and int(edit_samples) < 1:
+        raise DataError(f"--edit-samples {edit_samples}: expected an integer >= 1")
+    if attributes is not None and not np.isfinite(edit_scale):
+        raise DataError(f"--edit-scale {edit_scale}: expected a finite number")
     dataset_dir = config["dataset"]
     reader = DatasetReader(dataset_dir)
     kind, names = dataset_labels(reader)
@@ -630,13 +632,15 @@ def summarize(result):
              f"vs {real['count']} real held-out images"]
     if "conditional_accuracy" in generated:
         ratio = f", ratio {ratios['accuracy']:.3f}" if ratios.get("accuracy") is not None else ""
-        lines.append(f"conditional accuracy {generated['conditional_accuracy']:.2%} (real {real['accuracy']:.2%}{ratio})")
+        lines.append(f"conditional accuracy {generated['conditional_accuracy']:.2%} "
+                     f"(real {real['accuracy']:.2%}{ratio})")
     else:
         lines.append(f"judge accuracy on real held-out images {real['accuracy']:.2%}")
     if "mnist_score" in generated:
         lines.append(f"MNIST score {generated['mnist_score']:.3f} (real {real['mnist_score']:.3f}, "
                      f"ratio {ratios['mnist_score']:.3f})")
-    lines.append(f"Frechet distance {generated['frechet_distance']:.3f} (real floor {real['frechet_distance_floor']:.3f})")
+    lines.append(f"Frechet distance {generated['frechet_distance']:.3f} "
+                 f"(real floor {real['frechet_distance_floor']:.3f})")
     if "kid" in generated:  # eval.json files written before these figures lack them
         floor = real["manifold_floor"]
         lines += [

@@ -13,6 +13,19 @@ are multiples of 16 works (the generator doubles a H/16 x W/16 map four times).
 Batch-norm moving averages (used by the validation and inference towers) are updated by
 control dependencies of the losses.
 
+Options (class attributes, all off by default, so the recipe's results are unchanged; a
+bad value stops with FILE:LINE before any graph is built):
+    regularizer     'none' | 'r1'                                     (default 'none')
+    penalty_weight  finite >= 0: gamma of R1, D += gamma/2 E||grad D(x)||^2 on real x (10)
+    penalty_every   lazy regularization: R1 on every k-th global step, times k (16)
+    diffaugment     '' or a subset of 'color,translation,cutout': DiffAugment, the same
+                    random differentiable transforms on every batch D sees, real and fake
+    ema_decay       None, or a decay in (0, 1): the runtime keeps an EMA of G's weights,
+                    used by the sample grids, infer, evaluate and export (--ema-decay wins)
+R1's extra pass through D adds no batch-norm updates. For a small dataset try
+diffaugment = 'translation,cutout' (and 'color'); against an overconfident D, regularizer = 'r1'.
+Inside DIGITS the global step counts loss entries, so a lazy interval does too.
+
 Recommended recipe (GPU; a few epochs already give faces):
     digits-gan train --dataset CELEBA_DATASET --network network-celebA \
         --epochs 20 --batch-size 64 --solver adam --lr 2e-4 --out JOBDIR
@@ -280,6 +293,7 @@ class UserModel(Tower):
     penalty_weight = 10.0
     penalty_every = 16
     diffaugment = ''
+    ema_decay = None  # e.g. 0.999: the runtime keeps an EMA of G's weights
 
     def __init__(self, *args, **kwargs):
         super(UserModel, self).__init__(*args, **kwargs)

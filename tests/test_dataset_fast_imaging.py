@@ -138,3 +138,76 @@ def test_fast_decode_stays_within_a_grey_level_on_average(tmp_path):
         # half a source pixel: rare large differences there, small ones elsewhere
         assert np.percentile(difference, 99) <= 8
     assert 0 < max(means) < 1.5  # differs (so the fast decoder was used), but only slightly
+
+
+def jpeg_bytes(pixels, mode="RGB", **options):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def whole_file_decode(monkeypatch):
+    """Make _load_square_jpeg decode every row (the reference for the row-cut decode)."""
+    monkeypatch.setattr(imaging, "_without_rows_below", lambda data, height, rows: (data, height))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_decoding_only_the_rows_above_the_crop_bottom_is_exact(monkeypatch, seed):
+    pytest.importorskip("simplejpeg")
+    rng = np.random.default_rng(seed)
+    height, width = (int(n) for n in rng.integers(20, 240, 2))
+    subsampling, quality = int(rng.choice([0, 1, 2])), int(rng.integers(50, 98))  # 4:4:4, 4:2:2, 4:2:0
+    file_mode, mode = ("L", "L") if seed % 7 == 0 else ("RGB", "L" if seed % 5 == 0 else "RGB")
+    data = jpeg_bytes(photo_like(height, width, seed), file_mode, quality=quality, subsampling=subsampling)
+    side, size = int(rng.integers(1, min(height, width) + 1)), int(rng.integers(4, 100))
+    fast = seed % 3 == 0
+    cuts = []
+    cut = imaging._without_rows_below
+    monkeypatch.setattr(imaging, "_without_rows_below", lambda *args: cuts.append(cut(*args)[1] < args[1]) or cut(*args))
+    square = imaging._load_square_jpeg(data, "a.jpg", size, mode, side, fast)
+    whole_file_decode(monkeypatch)
+    np.testing.assert_array_equal(square, imaging._load_square_jpeg(data, "a.jpg", size, mode, side, fast))
+    assert cuts == [True] or side * 2 > height  # most crops end well above the bottom
+
+
+def test_the_celeba_crop_decodes_fewer_rows():
+    simplejpeg = pytest.importorskip("simplejpeg")
+    data = jpeg_bytes(photo_like(218, 178), quality=90)
+    cut_data, rows = imaging._without_rows_below(data, 218, 165)
+    assert rows == 165 and len(cut_data) == len(data)
+    top = imaging.decode_jpeg_rows(data, 165)
+    assert top.shape == (165, 178, 3)
+    np.testing.assert_array_equal(top[:164], simplejpeg.decode_jpeg(data)[:164])
+    assert imaging._without_rows_below(data, 218, 218) == (data, 218)
+    progressive = jpeg_bytes(photo_like(218, 178), quality=90, progressive=True)
+    assert imaging._without_rows_below(progressive, 218, 165) == (progressive, 218)
+
+
+def test_a_jpeg_cut_short_above_the_crop_bottom_is_still_an_error(tmp_path):
+    data = jpeg_bytes(photo_like(218, 178), quality=90)
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) // 3])  # ends in the crop's rows
+    with pytest.raises(DataError, match=r"cut\.jpg: not a readable image"):
+        load_square_image(tmp_path / "cut.jpg", 64, crop=108)
+    corrupt = bytearray(data)
+    corrupt[len(data) // 3:len(data) // 3 + 40] = b"\xff\xd9" * 20  # an end-of-image marker mid-scan
+    # libjpeg's complaint about it is not mistaken for the expected one about the rows
+    # left unread: the file goes to Pillow, as it does when every row is decoded
+    assert imaging._load_square_jpeg(bytes(corrupt), "corrupt.jpg", 64, "RGB", 108) is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_two_tap_box_shrink_is_the_exact_mean_rounded_half_up(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(n) for n in rng.integers(8, 120, 2))
+    channels = int(rng.choice([1, 3]))
+    pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    side = int(rng.integers(2, min(height, width) + 1))
+    size = int(rng.integers(-(-side // 2), side + 1))  # 1..2 source pixels per output pixel
+    left, top = float(np.float32(rng.uniform(0, width - side))), float(np.float32(rng.uniform(0, height - side)))
+    assert imaging._two_taps(height, top, top + side, size) is not None
+    rows = imaging._pillow_weights(height, top, top + side, size)
+    cols = imaging._pillow_weights(width, left, left + side, size)
+    exact = np.floor(np.einsum("ij,jkc,lk->ilc", rows, pixels.astype(np.float64), cols) + 0.5)
+    resized = imaging._resize(pixels, (left, top, left + side, top + side), size)
+    np.testing.assert_array_equal(resized, exact)
+    assert resized.transpose(2, 0, 1).flags.c_contiguous

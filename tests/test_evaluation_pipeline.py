@@ -13,7 +13,7 @@ from digits_gan_plugin.dataset_io import write_dataset
 from digits_gan_plugin.digits_api import DataIngestionInterface
 from digits_gan_plugin.errors import DataError
 
-TINY_CLASSIFIER = ev.ClassifierSettings(epochs=10, batch_size=32, width=4, feature_dim=16, learning_rate=3e-3, shift=0)
+TINY_CLASSIFIER = ev.ClassifierSettings(epochs=4, batch_size=32, width=4, feature_dim=16, learning_rate=1e-2, shift=0)
 
 
 class SquareDigits(DataIngestionInterface):

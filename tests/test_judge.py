@@ -140,7 +140,8 @@ def test_judge_train_on_an_imagefolder_learns_its_classes(tmp_path, cache, capsy
         (tmp_path / "source" / name).mkdir(parents=True)
         for index in range(24):
             noise = np.random.default_rng(index).integers(-20, 21, (8, 8, 3))
-            Image.fromarray(np.clip(level + noise, 0, 255).astype(np.uint8)).save(tmp_path / "source" / name / f"{index}.png")
+            image = Image.fromarray(np.clip(level + noise, 0, 255).astype(np.uint8))
+            image.save(tmp_path / "source" / name / f"{index}.png")
     assert cli.main(["dataset", "create", "imagefolder", "--source", str(tmp_path / "source"), "--size", "8",
                      "--val-fraction", "0.25", "--out", str(tmp_path / "folder"), "--workers", "1", "--quiet"]) == 0
     capsys.readouterr()
@@ -190,6 +191,8 @@ def test_attribute_vectors_are_checked_before_any_model_is_built(faces_job, tmp_
     save_arrays(tmp_path / "other.npz", {"names": np.array(["Smiling"]), "vectors": np.ones((1, 2), np.float32)})
     with pytest.raises(DataError, match="none of its attribute vectors \\(Smiling\\) is a label of the judge"):
         ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "other.npz"))
+    with pytest.raises(DataError, match="--edit-samples 0: expected an integer >= 1"):
+        ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "other.npz"), edit_samples=0)
     save_arrays(tmp_path / "wide.npz", {"names": np.array(["Bright"]), "vectors": np.ones((1, 5), np.float32)})
     with pytest.raises(DataError, match="wide.npz"):
         ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "wide.npz"))

@@ -26,6 +26,7 @@ class UserModel(Tower):
     z_dim = 3
     conditional = False
     g_start = 1
+    g_trains = True
 
     def generator(self, z):
         with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
@@ -51,10 +52,11 @@ class UserModel(Tower):
             {"name": "d", "loss": tf.reduce_mean(xent(logits=d_real, labels=tf.ones_like(d_real)))
                                   + tf.reduce_mean(xent(logits=d_fake, labels=tf.zeros_like(d_fake))),
              "vars": tf.trainable_variables("discriminator/")},
+        ] + [
             {"name": "g", "loss": tf.reduce_mean(xent(logits=d_fake, labels=tf.ones_like(d_fake))),
              "vars": tf.trainable_variables("generator/"), "start_step": self.g_start, "solver": "sgd",
              "learning_rate": 5.0},
-        ]
+        ][:1 if self.g_trains else 0]
 '''
 
 
@@ -146,6 +148,15 @@ def test_resume_continues_the_shadows_and_weights_start_them(ema_job, tiny_mnist
     values, start = tensors(warm.checkpoint), tensors(plain.checkpoint)["generator/w"]
     np.testing.assert_allclose(values["generator/w/ema"], DECAY * start + (1 - DECAY) * values["generator/w"],
                                rtol=1e-5)
+
+
+def test_weights_into_a_frozen_generator_take_the_source_ema(ema_job, tiny_mnist_dataset, tmp_path):
+    job, first = ema_job
+    network = write_model(tmp_path, "g_trains = False\n")  # G in no loss entry, as an encoder's G
+    result = train(options(tiny_mnist_dataset, network, steps=1, weights=str(job)), tmp_path / "frozen",
+                   progress=False)
+    np.testing.assert_array_equal(tensors(result.checkpoint)["generator/w"],
+                                  tensors(first.checkpoint)["generator/w/ema"])
 
 
 @pytest.mark.parametrize("value", [0, 1, 1.5, -0.1, "nan", "inf", "x"])

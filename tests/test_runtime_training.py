@@ -484,3 +484,13 @@ def test_summary_steps_write_a_steps_csv_row_that_the_web_charts_plot(dataset, t
     with open(job / "steps.csv", "a", encoding="utf-8") as stream:
         stream.write("5,1.25")
     assert len(jobdir.read_step_metrics(job)) == 4
+
+
+
+def test_xla_auto_is_off_on_cpus_and_bad_values_are_refused(tmp_path, capsys):
+    from digits_gan_plugin.runtime.trainer import xla_wanted
+
+    assert (xla_wanted("on"), xla_wanted("off"), xla_wanted("auto")) == (True, False, False)  # no GPU here
+    with pytest.raises(SystemExit) as stopped:
+        main(train_args(tmp_path / "dataset", write_model(tmp_path, ONE_LOSS), tmp_path / "job", "--xla", "fast"))
+    assert stopped.value.code == 2 and "--xla: 'fast' is not one of auto, on, off" in capsys.readouterr().err

@@ -12,7 +12,8 @@ Modules: ``model_files`` (find / execute ``network-*.py``; run-time errors as FI
 validation, metrics row, loss curve, TensorBoard, grids, best checkpoint), ``joblock``
 (one writer per job folder), ``cluster`` (devices, multi-worker sessions), ``charts``
 (the loss-curve PNG),
-``inference`` (``load_generator``, ``generate_classes``, ``digits-gan infer``).
+``ema`` (the EMA of a generator's weights: shadows while training, restored by every
+later use), ``inference`` (``load_generator``, ``generate_classes``, ``digits-gan infer``).
 
 Model contract beyond DIGITS' (full text: docs/model_files.md)
 ----------------------------------------------------------------

@@ -325,7 +325,7 @@ def _run(options, config, paths, reader, built, plan, start_checkpoint, progress
 
     threads = options.threads or usable_cores()
     opener = clusters.ChiefSession(cluster, built, reader, options, threads) if cluster else _local_session(
-        built.graph, threads, xla_wanted(options.xla, built))
+        built.graph, threads, xla_wanted(options.xla))
     with opener as session:
         _restore(session, built, paths, start_checkpoint)
         writer = tf.summary.FileWriter(str(paths.events), built.graph if not start_checkpoint else None)
@@ -341,9 +341,15 @@ def _run(options, config, paths, reader, built, plan, start_checkpoint, progress
     return replace(result, config=config)
 
 
-def xla_wanted(setting, built):
-    """Whether --xla SETTING ('on', 'off', 'auto') turns XLA auto-clustering on."""
-    return setting == "on"
+def xla_wanted(setting):
+    """Whether --xla SETTING ('on', 'off', 'auto') turns XLA auto-clustering on. auto: on
+    with a GPU, off on CPUs, where clustering our graphs measured 2-3x slower steps than
+    TensorFlow's oneDNN kernels (BENCHMARKS.md, training throughput)."""
+    if setting != "auto":
+        return setting == "on"
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _local_session(graph, threads, xla=False):

@@ -269,8 +269,8 @@ def evaluable(facts, config):
     from ..dataset_io import DatasetReader
     from ..evaluation import dataset_labels
 
-    if facts is None or facts.inference_input != "z" or not config.get("dataset"):
-        return False
+    if facts is None or facts.inference_input != "z" or not os.path.isdir(config.get("dataset") or ""):
+        return False  # (a missing folder: no DatasetReader, which would try to recover a staged one)
     try:
         dataset_labels(DatasetReader(config["dataset"]))
     except DigitsGanError:

@@ -1,0 +1,36 @@
+"""benchmarks/train_throughput.py: its --quick run in GPU mode (on this CPU) and the
+variants each mode times, so the benchmark cannot rot between runs on a GPU machine."""
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "benchmarks" / "train_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variants_of_each_mode():
+    bench = load_benchmark()
+    labels = [variant.label for variant in bench.variants(bench.parse_args([]))]
+    assert labels == ["ours", "tutorial", "tutorial-xla", "graph-v1", "keras-fit"]
+    labels = [variant.label for variant in bench.variants(bench.parse_args(["--gpu"]))]
+    assert labels == ["ours --xla off", "ours --xla on", "tutorial", "tutorial mixed", "tutorial-xla",
+                      "tutorial-xla mixed", "graph-v1", "keras-fit", "keras-fit mixed"]
+
+
+def test_quick_gpu_mode_writes_its_figures(tmp_path, capsys):
+    bench = load_benchmark()
+    figures, table = tmp_path / "figures.json", tmp_path / "figures.md"
+    assert bench.main(["--quick", "--gpu", "--models", "mnist", "--sides", "tutorial", "--json", str(figures),
+                       "--markdown", str(table)]) == 0
+    summary = json.loads(figures.read_text())["summaries"][0]
+    rows = {row["side"]: row for row in summary["rows"]}
+    assert set(rows) == {"tutorial", "tutorial mixed"}
+    assert all(row["median"] > 0 and row["cpu_ms"] > 0 for row in rows.values())
+    assert summary["peak_gflops"] > 0 and summary["best_reference"] in rows
+    assert "| tutorial mixed |" in table.read_text() and "| tutorial mixed |" in capsys.readouterr().out
