@@ -20,9 +20,11 @@ and the spread (min-max) over rounds, the ratio of ours to the *best* reference 
 model, and GFLOP/s against the peak. GFLOP/s counts 3 x the forward conv/matmul FLOPs
 of G + D(real) + D(fake) per image, for every side alike.
 
-    python benchmarks/train_throughput.py                  # full run (about 7 minutes on 2 cores)
+    python benchmarks/train_throughput.py                  # full run (~7 min on 2 idle cores, 15 loaded)
     python benchmarks/train_throughput.py --quick          # smoke run (a few steps per side)
     python benchmarks/train_throughput.py --json out.json  # also write every window's figures
+    python benchmarks/train_throughput.py --gpu --markdown gpu_throughput.md
+        # GPU machine: ours --xla off / on, the Keras sides in float32 and mixed_float16
 """
 import argparse
 import json
@@ -270,7 +272,6 @@ def run_tutorial(args):
 
 def run_keras_fit(args):
     import keras
-    import tensorflow as tf
 
     set_threads(args.threads)
     if args.mixed:
@@ -294,7 +295,6 @@ def run_keras_fit(args):
     gan = GAN()
     gan.compile(jit_compile=False)
     gan.fit(memory_dataset(args.model), steps_per_epoch=10**9, epochs=1, verbose=0, callbacks=[Timer()])
-    _ = tf  # the TensorFlow backend is what set_threads configured
 
 
 def run_graph_v1(args):

@@ -28,6 +28,7 @@ Usage:
 import argparse
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -175,7 +176,7 @@ def parse_args(argv):
             resolve_network(name)
         except DigitsGanError as error:
             parser.error(f"--members: {error}")
-    if not args.cpu_budget > 0:
+    if not (math.isfinite(args.cpu_budget) and args.cpu_budget > 0):
         parser.error(f"--cpu-budget: expected a positive number of seconds, got {args.cpu_budget}")
     if args.calibration_steps <= WARM_UP_STEPS:
         parser.error(f"--calibration-steps: expected more than {WARM_UP_STEPS}, got {args.calibration_steps}")

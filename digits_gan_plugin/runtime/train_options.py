@@ -56,8 +56,8 @@ OPTIONS_BY_NAME = {option.name: option for option in TRAIN_OPTIONS}
 MNIST_RECIPE = {"network": "network-mnist", "epochs": 12, "batch_size": 64, "solver": "adam", "lr": 2e-4,
                 "ema_decay": 0.995, "seed": 0}
 # The encoder trained from a MNIST_RECIPE job's weights (benchmarks/encoder_quality.py).
-# Its Adam lr (3e-3, the model file's) decays linearly to 0 (poly, power 1) over the 8 epochs.
-MNIST_ENCODER_RECIPE = {"network": "network-mnist-encoder", "epochs": 8, "batch_size": 64, "lr_policy": "poly",
+# Its Adam lr (2e-3, the model file's) decays linearly to 0 (poly, power 1) over the 9 epochs.
+MNIST_ENCODER_RECIPE = {"network": "network-mnist-encoder", "epochs": 9, "batch_size": 64, "lr_policy": "poly",
                         "power": 1.0, "seed": 0}
 # network-celebA.py's recommended recipe (examples/run_local.py --celeba).
 CELEBA_RECIPE = {"network": "network-celebA", "epochs": 20, "batch_size": 64, "solver": "adam", "lr": 2e-4, "seed": 0}
