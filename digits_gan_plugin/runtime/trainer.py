@@ -126,7 +126,7 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
         options.device_spec())
     placement = devices if len(devices) > 1 else (None,)  # one device: TensorFlow's default placement
     built = build_graph(options, reader, model_class, facts, options.seed + start_step, placement, cluster,
-                        total_steps=plan.total_steps)
+                        total_steps=None if dry_run else plan.total_steps)  # a dry run checks the graph only
     config = _config(options, built, plan, devices, cluster)
     if dry_run:
         import json
