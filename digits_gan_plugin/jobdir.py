@@ -178,6 +178,15 @@ def _checkpoint_read_problem(prefix, data_bytes):
     return None
 
 
+def job_checkpoint(job_dir, checkpoint="last"):
+    """The checkpoint prefix a command names for a job: 'last' (or None) and 'best' of
+    `job_dir`, anything else a checkpoint directory or prefix (see find_checkpoint)."""
+    checkpoint = checkpoint or "last"
+    if checkpoint in ("last", "best"):
+        return find_checkpoint(job_dir, which=checkpoint)
+    return find_checkpoint(checkpoint)
+
+
 def find_checkpoint(path, which="last"):
     """Resolve a usable checkpoint prefix from a job directory (`which` 'last' or
     'best'), a checkpoint directory, or a checkpoint prefix.

@@ -56,11 +56,7 @@ class Generator:
         self.facts = facts = jobdir.model_facts_from_config(job_dir, config)
         self.z_dim, self.num_classes = facts.z_dim, facts.num_classes
         self.conditional, self.input_shape = facts.conditional, list(facts.input_shape)
-        checkpoint = checkpoint or "last"
-        if checkpoint in ("last", "best"):
-            self.checkpoint = jobdir.find_checkpoint(job_dir, which=checkpoint)
-        else:
-            self.checkpoint = jobdir.find_checkpoint(checkpoint)
+        self.checkpoint = jobdir.job_checkpoint(job_dir, checkpoint)
         model_class = load_model_class(facts.network)
         self.graph = tf.Graph()
         with self.graph.as_default():

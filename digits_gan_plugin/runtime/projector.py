@@ -280,8 +280,7 @@ class DiscriminatorFeatures:
 
         config = jobdir.read_config(job_dir)
         self._facts = facts = jobdir.model_facts_from_config(job_dir, config)
-        prefix = jobdir.find_checkpoint(job_dir, which=checkpoint) if checkpoint in ("last", "best") \
-            else jobdir.find_checkpoint(checkpoint)
+        prefix = jobdir.job_checkpoint(job_dir, checkpoint)
         graph = tf.Graph()
         with graph.as_default():
             images = tf.placeholder(tf.float32, [None] + list(facts.input_shape), name="images")

@@ -70,7 +70,6 @@ class Sampler:
 class WeightsInit:
     saver: Any
     checkpoint: str
-    restored: frozenset   # names of the model variables it restores
 
 
 @dataclass(frozen=True)
@@ -314,7 +313,7 @@ def _weights_init(source, model_variables, trained):
     print(f"--weights: initializing {len(matched)} of {len(model_variables)} model variables from {prefix}"
           + (f" ({averaged} frozen ones from its EMA weights)" if averaged else "")
           + (f"; not matched (they start fresh): {unmatched}" if missing else ""), file=sys.stderr)
-    return WeightsInit(tf.train.Saver(var_list=matched), prefix, restored)
+    return WeightsInit(tf.train.Saver(var_list=matched), prefix)
 
 
 # ------------------------------------------------------------------------- the run
