@@ -187,6 +187,8 @@ def test_spectral_norm_makes_the_largest_singular_value_one():
 
     spectral_normed = helpers("network-mnist-sngan")["spectral_normed"]
     with tf.Graph().as_default(), tf.Session() as session:
+        # seeded: for an unlucky draw (top two singular values close) 30 iterations fall short
+        tf.set_random_seed(0)
         model = Stub()
         with tf.variable_scope("layer"):
             w = tf.get_variable("weights", [3, 3, 4, 8], initializer=tf.random_normal_initializer(stddev=2.0))
