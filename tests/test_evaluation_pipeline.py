@@ -135,6 +135,7 @@ def test_evaluate_end_to_end_writes_eval_json(tiny_job, cache, capsys, monkeypat
     # The job tracks no --best-metric, so the default checkpoint is the last one.
     assert {key: result["settings"][key] for key in ("samples", "per_class", "seed", "checkpoint", "real_limit")} \
         == {"samples": 20, "per_class": 2, "seed": 1, "checkpoint": "last", "real_limit": ev.REAL_LIMIT}
+    assert result["settings"]["weights"] == "raw" and "EMA" not in printed
     assert result["classifier"]["fingerprint"] == ev.dataset_fingerprint(result["dataset"], TINY_CLASSIFIER)
     assert 0.9 < result["classifier"]["val_accuracy"] <= 1.0
     generated, real = result["generated"], result["real"]
@@ -164,3 +165,16 @@ def test_evaluate_is_reproducible_for_a_seed(tiny_job, cache):
     second = ev.evaluate(tiny_job, samples=20, seed=3, checkpoint="last", classifier_settings=TINY_CLASSIFIER,
                          progress=False)
     assert first["generated"] == second["generated"]
+
+
+def test_evaluate_judges_the_ema_weights_and_says_so(digits_dataset, cache, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ev, "DEFAULT_CLASSIFIER", TINY_CLASSIFIER)
+    job = str(tmp_path / "ema-job")
+    assert cli.main(["train", "--dataset", digits_dataset, "--network", "network-mnist", "--out", job, "--epochs", "1",
+                     "--max-steps", "2", "--batch-size", "16", "--seed", "0", "--ema-decay", "0.5",
+                     "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", job, "--samples", "20", "--no-progress"]) == 0
+    assert "with the EMA weights" in capsys.readouterr().out
+    with open(jobdir.JobPaths(job).eval_json, encoding="utf-8") as handle:
+        assert json.load(handle)["settings"]["weights"] == "ema"

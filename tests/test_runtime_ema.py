@@ -258,3 +258,49 @@ def test_dcgan_bad_options_stop_with_file_and_line(network, attribute, value, ex
                 build_tower(model_class, facts, tf.placeholder(tf.float32, [2] + shape[1:] + shape[:1]),
                             tf.placeholder(tf.int64, [2]), "train", ["loss"])
         assert not tf.global_variables()
+
+
+def digits_safe_model(folder):
+    """LINEAR_GAN collecting its variables by name anywhere, as DIGITS' towers put them
+    under a 'model/' scope."""
+    path = folder / "network-linear-digits.py"
+    path.write_text(LINEAR_GAN.replace('tf.trainable_variables("discriminator/")',
+                                       '[v for v in tf.trainable_variables() if "discriminator/" in v.op.name]')
+                    .replace('tf.trainable_variables("generator/")',
+                             '[v for v in tf.trainable_variables() if "generator/" in v.op.name]'))
+    return path
+
+
+def test_ema_follows_the_generator_under_digits_semantics(tiny_mnist_dataset, tmp_path):
+    """DIGITS semantics: variables under 'model/', one shared optimizer, the same shadow."""
+    result = train(options(tiny_mnist_dataset, digits_safe_model(tmp_path), ema_decay=DECAY, digits_semantics=True),
+                   tmp_path / "job", progress=False)
+    check_one_generator_update(tensors(result.checkpoint), "model/")
+    with load_generator(tmp_path / "job") as generator:
+        assert generator.weights == "ema"
+
+
+def test_ema_follows_the_generator_on_two_towers(tiny_mnist_dataset, tmp_path):
+    """Two logical CPU devices (created before TensorFlow initializes, so in a child):
+    G's averaged gradient is applied once at step 1 and the one shadow follows it."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "digits_gan_plugin.cli", "train", "--dataset", str(tiny_mnist_dataset),
+               "--network", str(digits_safe_model(tmp_path)), "--epochs", "1", "--batch-size", "8",
+               "--max-steps", "2", "--seed", "0", "--threads", "2", "--devices", "2",
+               "--ema-decay", str(DECAY), "--out", str(tmp_path / "job")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from digits_gan_plugin.jobdir import job_checkpoint
+
+    check_one_generator_update(tensors(job_checkpoint(tmp_path / "job", "last")), "")
+    with load_generator(tmp_path / "job") as generator:
+        assert generator.weights == "ema"
+
+
+def check_one_generator_update(values, prefix):
+    assert sorted(name for name in values if name.endswith("/ema")) == [prefix + "generator/w/ema"]
+    raw = values[prefix + "generator/w"]
+    assert not np.allclose(raw, G_INIT)
+    np.testing.assert_allclose(values[prefix + "generator/w/ema"], DECAY * G_INIT + (1 - DECAY) * raw, rtol=1e-5)
