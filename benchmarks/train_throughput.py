@@ -15,7 +15,8 @@ TensorFlow thread count, oneDNN on, synthetic data, one D update and one G updat
 Every worker starts, builds and warms up first; then rounds interleave one timed window
 per side (ours, tutorial, ..., peak, ours, ...), the other workers idle meanwhile. Per
 window the driver records the 1-minute load average at its start and the CPU time other
-processes used during it (cores busy outside the timed worker). Reported: the median
+processes used during it (cores busy outside the timed worker), and the worker its minor
+page faults per step (memory handed back to the system and mapped again). Reported: the median
 and the spread (min-max) over rounds, the ratio of ours to the *best* reference per
 model, and GFLOP/s against the peak. GFLOP/s counts 3 x the forward conv/matmul FLOPs
 of G + D(real) + D(fake) per image, for every side alike.
@@ -29,6 +30,7 @@ of G + D(real) + D(fake) per image, for every side alike.
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -106,7 +108,7 @@ class Windows:
             self.sync()
             elapsed = time.perf_counter() - self.started
             self._answer("RESULT", {"steps": self.steps - self.first, "seconds": elapsed,
-                                    "cpu": time.process_time() - self.cpu})
+                                    "cpu": time.process_time() - self.cpu, "faults": minor_faults() - self.faults})
             self._next()
 
     def _next(self):
@@ -116,12 +118,18 @@ class Windows:
             os._exit(0)
         self.seconds = float(words[0])
         self.sync()
-        self.first, self.cpu, self.started = self.steps, time.process_time(), time.perf_counter()
+        self.first, self.faults = self.steps, minor_faults()
+        self.cpu, self.started = time.process_time(), time.perf_counter()
 
     @staticmethod
     def _answer(kind, payload):
         sys.stdout.write(f"{kind} {json.dumps(payload)}\n")
         sys.stdout.flush()
+
+
+def minor_faults():
+    """Page faults this process has taken that needed no disk read (a page mapped afresh)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def set_threads(threads):
@@ -367,14 +375,15 @@ def run_peak(args):
             if line.split()[0] == "quit":
                 return
             seconds = float(line) / len(kernels)
-            started, cpu, result = time.perf_counter(), time.process_time(), {}
+            started, cpu, faults, result = time.perf_counter(), time.process_time(), minor_faults(), {}
             for name, (fetches, flops) in kernels.items():
                 begin, runs = time.perf_counter(), 0
                 while runs == 0 or time.perf_counter() - begin < seconds:
                     session.run(fetches)
                     runs += 1
                 result[name + "_gflops"] = flops * runs / (time.perf_counter() - begin) / 1e9
-            result.update(steps=0, seconds=time.perf_counter() - started, cpu=time.process_time() - cpu)
+            result.update(steps=0, seconds=time.perf_counter() - started, cpu=time.process_time() - cpu,
+                          faults=minor_faults() - faults)
             Windows._answer("RESULT", result)
 
 
@@ -493,7 +502,8 @@ def measure(model, args, tmp):
                 others = max(0.0, busy_seconds() - busy - result["cpu"]) / result["seconds"]
                 windows[side].append(dict(result, load=load, other_cores=others,
                                           images_per_sec=BATCH * result["steps"] / result["seconds"],
-                                          cpu_ms_per_step=1000 * result["cpu"] / max(result["steps"], 1)))
+                                          cpu_ms_per_step=1000 * result["cpu"] / max(result["steps"], 1),
+                                          faults_per_step=result["faults"] / max(result["steps"], 1)))
         return windows
     finally:
         for worker in workers.values():
@@ -517,6 +527,7 @@ def summarize(model, windows):
         rows.append({"side": side, "median": median, "low": low, "high": high, "gflops": median * flops,
                      "of_peak": median * flops / peak, "load": max(w["load"] for w in results),
                      "cpu_ms": statistics.median(w["cpu_ms_per_step"] for w in results),
+                     "faults": statistics.median(w["faults_per_step"] for w in results),
                      "other_cores": statistics.median(w["other_cores"] for w in results)})
     medians = {row["side"]: row["median"] for row in rows}
     references = {side: value for side, value in medians.items() if not side.startswith("ours")}
@@ -537,12 +548,13 @@ def markdown(summaries, args, start_load):
                   f"{summary['peak_gflops']:.0f} GFLOP/s (matmul {summary['matmul_gflops']:.0f}, "
                   f"conv {summary['conv_gflops']:.0f}); ours / best reference ({summary['best_reference']}) = "
                   + (f"**{summary['ratio']:.2f}**" if summary["ratio"] is not None else "n/a"), "",
-                  "| side | img/s median | min-max | CPU ms/step | GFLOP/s | of peak | max load at start "
-                  "| other cores busy |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| side | img/s median | min-max | CPU ms/step | page faults/step | GFLOP/s | of peak "
+                  "| max load at start | other cores busy |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for row in summary["rows"]:
             lines.append(f"| {row['side']} | {row['median']:.1f} | {row['low']:.1f}-{row['high']:.1f} | "
-                         f"{row['cpu_ms']:.0f} | {row['gflops']:.1f} | {row['of_peak']:.0%} | {row['load']:.2f} | "
+                         f"{row['cpu_ms']:.0f} | {row['faults']:.0f} | {row['gflops']:.1f} | {row['of_peak']:.0%} | "
+                         f"{row['load']:.2f} | "
                          f"{row['other_cores']:.2f} |")
         lines.append("")
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 Members: network-mnist (the conditional DCGAN baseline, `MNIST_RECIPE`), then
 network-mnist-wgangp, network-mnist-sngan and network-mnist-acgan, each with the baseline
 recipe but its own network (the zoo files set their own solvers and learning rates in
-their loss entries). Same dataset (the embedded 4,500-digit sample unless --dataset),
+their loss entries), then the best DCGAN option variant screened (VARIANTS: lazy R1
+with gamma 1). Same dataset (the embedded 4,500-digit sample unless --dataset),
 batch size and seed (0) for all.
 
 Budget: --cpu-budget CPU seconds of training steps per member, the baseline included
@@ -20,16 +21,29 @@ floor (held-out vs train features), KID (mean +- std over subsets), precision, r
 density, coverage; plus steps, training CPU and wall time and images/s. Prints a Markdown table
 (BENCHMARKS.md) and, with --figure, writes one 10 x 10 class grid per model side by side.
 
+Members with options: `NAME[option=value,...]`, e.g.
+`network-mnist[diffaugment=translation,cutout]` or
+`network-mnist-sngan[df_dim=32,lr=...]`: the options are class attributes of the file's
+UserModel (docs/zoo.md, "Options"); zoo.py writes a copy of the file into the work folder
+with `UserModel.option = value` lines appended and trains that. Inside the
+brackets a comma starts a new option only where `name=` follows it, so a value may hold
+commas; values are Python literals (2e-4, 32, None) or else strings. An unknown file or
+option, a bad value (the file's own checks, run on a throwaway graph) or a malformed spec
+stops before any training.
+
 Usage:
     python benchmarks/zoo.py [--work DIR] [--dataset DS] [--cpu-budget SECONDS]
-                             [--members network-mnist-sngan,...] [--samples N] [--figure PNG]
+                             [--members 'network-mnist-sngan,network-mnist[regularizer=r1]']
+                             [--samples N] [--figure PNG]
     python benchmarks/zoo.py --quick    # smoke run: a few steps each, tiny judge (figures meaningless)
 """
 import argparse
+import ast
 import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -45,6 +59,8 @@ from digits_gan_plugin.runtime.model_files import resolve_network  # noqa: E402
 
 BASELINE = "network-mnist"
 ZOO = ("network-mnist-wgangp", "network-mnist-sngan", "network-mnist-acgan")
+# The best DCGAN option variant screened (docs/zoo.md): not better than the baseline at equal steps.
+VARIANTS = ("network-mnist[regularizer=r1,penalty_weight=1]",)
 QUICK_STEPS = 3
 WARM_UP_STEPS = 10  # calibration steps left out of the CPU-per-step estimate
 COLUMNS = ("model", "steps", "acc ratio", "score ratio", "FD", "FD floor", "KID", "precision", "recall",
@@ -84,12 +100,12 @@ def train_count(dataset):
     return DatasetReader(dataset).count("train_db")
 
 
-def budget_steps(args, recipe, dataset, work, progress):
-    """Steps for a member: as many as its calibrated CPU seconds per step fit in
-    --cpu-budget (QUICK_STEPS with --quick) -> (steps, CPU seconds per step or None)."""
+def budget_steps(args, recipe, dataset, calibration, progress):
+    """Steps for a member: as many as its calibrated CPU seconds per step (a run into the
+    job folder `calibration`) fit in --cpu-budget (QUICK_STEPS with --quick) -> (steps,
+    CPU seconds per step or None)."""
     if args.quick:
         return QUICK_STEPS, None
-    calibration = os.path.join(work, "calibration-" + recipe["network"])
     after_step = train_member(recipe, dataset, calibration, args.calibration_steps, progress)[2]
     per_step = (after_step[-1] - after_step[WARM_UP_STEPS - 1]) / (len(after_step) - WARM_UP_STEPS)
     return max(1, int(args.cpu_budget / per_step)), per_step
@@ -143,7 +159,7 @@ def write_figure(path, jobs):
     for axis, (name, job_dir) in zip(axes[0], jobs.items()):
         images, _ = generate_classes(job_dir, list(range(10)), 10, seed=0)
         axis.imshow(make_grid(images, rows=10, cols=10)[..., 0], cmap="gray", vmin=0, vmax=255)
-        axis.set_title(name.replace("network-", ""), fontsize=10)
+        axis.set_title(name.replace("network-", "").replace("[", "\n["), fontsize=10)
         axis.axis("off")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
@@ -156,6 +172,108 @@ def write_figure(path, jobs):
     atomic_write(path, write)
 
 
+class Member:
+    """A zoo member: a shipped model file (name) and class-attribute overrides (options)."""
+
+    def __init__(self, spec, name, options):
+        self.spec, self.name, self.options = spec, name, options
+        self.slug = re.sub(r"[^A-Za-z0-9.=-]+", "_", spec).strip("_")  # its job folder's name
+
+    def network(self, work):
+        """The model file to train: the shipped file, or (with options) a copy in
+        work/models with a subclass setting them appended."""
+        if not self.options:
+            return self.name
+        path = resolve_network(self.name)
+        # Attributes set on the class, not a `class UserModel(UserModel)` subclass: that
+        # would rebind the name the file's `super(UserModel, self)` calls look up (recursion).
+        lines = [f"UserModel.{key} = {value!r}" for key, value in self.options.items()]
+        source = open(path, encoding="utf-8").read().rstrip("\n")
+        source += f"\n\n\n# benchmarks/zoo.py member {self.spec}\n" + "\n".join(lines) + "\n"
+        copy = os.path.join(work, "models", self.slug + ".py")
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        atomic_write(copy, lambda tmp_path: open(tmp_path, "w", encoding="utf-8").write(source))
+        return copy
+
+
+def split_members(text):
+    """The comma-separated member specs of --members (commas inside [...] kept)."""
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return specs + [current.strip()]
+
+
+def option_value(text):
+    """A Python literal (2e-4, 32, None, 'x') if it is one and has no comma, else the string."""
+    if "," not in text:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pass
+    return text
+
+
+def parse_member(spec):
+    """NAME or NAME[option=value,...] -> Member; ValueError saying what is wrong."""
+    match = re.fullmatch(r"([^\[\]]+?)(?:\[(.*)\])?", spec, re.S)
+    if not spec or not match:
+        raise ValueError(f"{spec!r}: expected NAME or NAME[option=value,...]")
+    name, inside = match.group(1).strip(), match.group(2)
+    options = {}
+    if inside is not None:
+        if not inside.strip():
+            raise ValueError(f"{spec!r}: empty brackets (leave them out for the file as shipped)")
+        key = None
+        for piece in inside.split(","):
+            option = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=(.*)", piece, re.S)
+            if option:
+                key = option.group(1)
+                if key in options:
+                    raise ValueError(f"{spec!r}: option {key} given twice")
+                options[key] = option.group(2).strip()
+            elif key is None:
+                raise ValueError(f"{spec!r}: expected option=value inside the brackets, got {piece.strip()!r}")
+            else:
+                options[key] += "," + piece.strip()
+        options = {key: option_value(value) for key, value in options.items()}
+    return Member(spec, name, options)
+
+
+def check_member(member):
+    """Raise DigitsGanError / ValueError if the member's file is unknown, an option is not
+    one of its UserModel's attributes, or the file's own checks reject a value (a training
+    tower built on a throwaway graph)."""
+    import tensorflow.compat.v1 as tf
+
+    from digits_gan_plugin.runtime.graph import build_tower, model_facts, reuse_scope
+    from digits_gan_plugin.runtime.model_files import load_model_class
+
+    path = resolve_network(member.name)
+    if not member.options:
+        return
+    model_class = load_model_class(path)
+    for key in member.options:
+        if key.startswith("_") or not hasattr(model_class, key) or callable(getattr(model_class, key)):
+            raise ValueError(f"{member.spec!r}: {key} is not an option of {member.name} "
+                             f"(a class attribute of its UserModel)")
+    variant = type("UserModel", (model_class,), dict(member.options))
+    meta = {"stages": {"train_db": {"feature_shape": [1, 28, 28], "label_shape": []}}, "num_classes": 10}
+    with tf.Graph().as_default():
+        tf.train.get_or_create_global_step()
+        x, y = tf.placeholder(tf.float32, [2, 28, 28, 1]), tf.placeholder(tf.int64, [2])
+        try:
+            with reuse_scope():
+                build_tower(variant, model_facts(variant, path, meta), x, y, "train", ["loss"])
+        except DigitsGanError as error:
+            raise ValueError(f"{member.spec!r}: {error}") from None
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", help="folder for the dataset and jobs (default: a new temp folder)")
@@ -164,18 +282,21 @@ def parse_args(argv):
                         help="process CPU seconds of training steps per member (default 300)")
     parser.add_argument("--calibration-steps", type=int, default=40,
                         help=f"steps measuring a member's CPU seconds per step (> {WARM_UP_STEPS})")
-    parser.add_argument("--members", help=f"comma-separated zoo members (default: {','.join(ZOO)})")
+    parser.add_argument("--members", help="comma-separated zoo members, NAME or NAME[option=value,...] "
+                        f"(default: {','.join(ZOO + VARIANTS)})")
     parser.add_argument("--samples", type=int, default=10000, help="generated samples per evaluation")
     parser.add_argument("--figure", help="write the side-by-side sample grids to this PNG")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK_STEPS} steps each, 100 samples, a tiny judge (figures meaningless)")
     args = parser.parse_args(argv)
-    args.members = [name.strip() for name in args.members.split(",")] if args.members else list(ZOO)
-    for name in args.members:
+    members = []
+    for spec in split_members(args.members) if args.members else list(ZOO + VARIANTS):
         try:
-            resolve_network(name)
-        except DigitsGanError as error:
+            members.append(parse_member(spec))
+            check_member(members[-1])
+        except (DigitsGanError, ValueError) as error:
             parser.error(f"--members: {error}")
+    args.members = members
     if not (math.isfinite(args.cpu_budget) and args.cpu_budget > 0):
         parser.error(f"--cpu-budget: expected a positive number of seconds, got {args.cpu_budget}")
     if args.calibration_steps <= WARM_UP_STEPS:
@@ -201,14 +322,16 @@ def main(argv=None):
           f"load average {load_average()}; work folder {work}", flush=True)
 
     jobs, rows = {}, []
-    for name in [BASELINE] + args.members:
-        recipe = dict(baseline, network=name)
-        steps, per_step = budget_steps(args, recipe, dataset, work, progress)
+    for member in [parse_member(BASELINE)] + args.members:
+        recipe = dict(baseline, network=member.network(work))
+        steps, per_step = budget_steps(args, recipe, dataset, os.path.join(work, "calibration-" + member.slug),
+                                       progress)
         if per_step:
-            print(f"{name}: {per_step:.3f} CPU s per step -> {steps} steps", flush=True)
-        jobs[name] = os.path.join(work, name)
-        cpu, wall, _ = train_member(recipe, dataset, jobs[name], steps, progress)
-        rows.append(dict(model=name, **judge(jobs[name], args, classifier, cpu, wall, recipe["batch_size"])))
+            print(f"{member.spec}: {per_step:.3f} CPU s per step -> {steps} steps", flush=True)
+        jobs[member.spec] = os.path.join(work, member.slug)
+        cpu, wall, _ = train_member(recipe, dataset, jobs[member.spec], steps, progress)
+        rows.append(dict(model=member.spec, **judge(jobs[member.spec], args, classifier, cpu, wall,
+                                                    recipe["batch_size"])))
 
     print(f"\nBudget: {args.cpu_budget:.0f} CPU s of training steps per member; seed 0, batch "
           f"{baseline['batch_size']}, dataset {dataset}; load average at the end {load_average()}\n")

@@ -63,6 +63,8 @@ def deconv2d(x, height, width, filters, name, kernel=5, stride=2):
 
 
 def lrelu(x, leak=0.2):
+    if hasattr(tf.nn, 'leaky_relu'):  # one fused op (TF >= 1.4); older TensorFlow (DIGITS) has only the max form
+        return tf.nn.leaky_relu(x, alpha=leak)
     return tf.maximum(x, leak * x)
 # --- end shared ---
 

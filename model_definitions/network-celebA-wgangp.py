@@ -18,6 +18,8 @@ Options (class attributes; a bad value stops with an error before any graph is b
     penalty_every   lazy regularization: the penalty on every k-th global step, times k
     n_critic        critic steps per G step (G's loss entry has every = n_critic)
     diffaugment     '' or a subset of 'color,translation,cutout' (DiffAugment on real and fake)
+    learning_rate   Adam's learning rate of both entries, finite > 0 (1e-4; --lr does not apply)
+    beta1, beta2    Adam's betas, each in [0, 1) (0.5, 0.9; network-mnist-wgangp uses 0.0, 0.9)
 Inside DIGITS the entries' `every` and solvers are ignored (every entry runs each step,
 with the job's one optimizer) and the global step counts entries, so a lazy interval does too.
 
@@ -67,6 +69,8 @@ def deconv2d(x, height, width, filters, name, kernel=5, stride=2):
 
 
 def lrelu(x, leak=0.2):
+    if hasattr(tf.nn, 'leaky_relu'):  # one fused op (TF >= 1.4); older TensorFlow (DIGITS) has only the max form
+        return tf.nn.leaky_relu(x, alpha=leak)
     return tf.maximum(x, leak * x)
 # --- end shared ---
 
@@ -376,6 +380,15 @@ def face_inference(model):
 # --- end shared ---
 
 
+def check_adam_options(model):
+    """Raise ValueError naming a bad learning_rate (finite > 0) or beta1 / beta2 (in [0, 1))."""
+    if non_negative_option(model, 'learning_rate') == 0:
+        raise ValueError('UserModel.learning_rate must be a finite number > 0, got 0')
+    for name in ('beta1', 'beta2'):
+        if non_negative_option(model, name) >= 1:
+            raise ValueError('UserModel.%s must be a number in [0, 1), got %r' % (name, getattr(model, name)))
+
+
 class UserModel(Tower):
     z_dim = 100
     z_distribution = 'normal'   # G's training z ~ N(0, 1); inference draws z alike
@@ -389,10 +402,14 @@ class UserModel(Tower):
     penalty_every = 1
     n_critic = 5
     diffaugment = ''
+    learning_rate = 1e-4        # Adam of both loss entries (the job's --lr does not apply)
+    beta1 = 0.5
+    beta2 = 0.9
 
     def __init__(self, *args, **kwargs):
         super(UserModel, self).__init__(*args, **kwargs)
         check_options(self)
+        check_adam_options(self)
         self.bn_updates = []    # G's batch-norm moving-average updates (training tower)
         self.sn_updates = []    # D's power-iteration updates of u (training tower; SN only)
         self.sn_weights = {}    # spectrally normalized weights built in this tower (SN only)
@@ -418,5 +435,6 @@ class UserModel(Tower):
         with tf.control_dependencies(self.bn_updates + self.sn_updates):
             d_loss = tf.identity(d_adversarial + penalty, name='d_loss')
             g_loss = tf.identity(g_loss, name='g_loss')
-        adam = {'solver': 'adam', 'learning_rate': 1e-4, 'solver_args': {'beta1': 0.5, 'beta2': 0.9}}
+        adam = {'solver': 'adam', 'learning_rate': self.learning_rate,
+                'solver_args': {'beta1': self.beta1, 'beta2': self.beta2}}
         return zoo_loss_entries(self, d_loss, g_loss, d_real, d_fake, penalty, adam)

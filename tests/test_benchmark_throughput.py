@@ -31,6 +31,6 @@ def test_quick_gpu_mode_writes_its_figures(tmp_path, capsys):
     summary = json.loads(figures.read_text())["summaries"][0]
     rows = {row["side"]: row for row in summary["rows"]}
     assert set(rows) == {"tutorial", "tutorial mixed"}
-    assert all(row["median"] > 0 and row["cpu_ms"] > 0 for row in rows.values())
+    assert all(row["median"] > 0 and row["cpu_ms"] > 0 and row["faults"] >= 0 for row in rows.values())
     assert summary["peak_gflops"] > 0 and summary["best_reference"] in rows
     assert "| tutorial mixed |" in table.read_text() and "| tutorial mixed |" in capsys.readouterr().out

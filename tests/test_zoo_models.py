@@ -57,7 +57,7 @@ def assert_losses_finite(job_dir):
 
 @pytest.mark.parametrize("network", ZOO_MNIST)
 def test_mnist_zoo_member_trains_and_generates_the_requested_classes(tiny_mnist_dataset, tmp_path, network):
-    # 6 steps: the WGAN-GP generator (every 5) is updated twice
+    # 6 steps: the WGAN-GP generator (every n_critic = 2) is updated 3 times
     result = train_steps(tiny_mnist_dataset, network, tmp_path / "job", steps=6)
     assert result.step == 6 and result.config["loss_entries"] == ["d_loss", "g_loss"]
     assert_losses_finite(tmp_path / "job")
@@ -71,11 +71,16 @@ def test_mnist_zoo_member_trains_and_generates_the_requested_classes(tiny_mnist_
     assert np.any(checkpoint(result).get_tensor("generator/bn1/moving_mean") != 0)
     if "sngan" in network:
         assert_power_iteration_state_saved(result, ["conv1", "conv2", "fc3", "fc4", "embed"])
-    # Adam's beta1_power is beta1 ** (1 + updates): D updated at every step, G every n_critic
+    if "acgan" in network:
+        assert_power_iteration_state_saved(result, ["conv1", "conv2", "fc3", "fc4", "classes"])
+    # Adam's beta2_power is beta2 ** (1 + updates): D updated at every step, G every n_critic
+    # (beta2, not beta1: a beta1 of 0 would leave 0 for any count)
     powers = sorted(float(checkpoint(result).get_tensor(name)) for name, _ in list_variables(result)
-                    if "beta1_power" in name)
-    g_updates = 2 if "wgangp" in network else 6  # steps 0 and 5
-    assert powers == pytest.approx(sorted([0.5 ** 7, 0.5 ** (1 + g_updates)]))
+                    if "beta2_power" in name)
+    model_class = load_model_class(resolve_network(network))
+    beta2 = getattr(model_class, "beta2", 0.999)  # TF's default where the file sets none
+    g_updates = len(range(0, 6, model_class.n_critic))  # G's entry runs on steps 0, n_critic, ...
+    assert powers == pytest.approx(sorted([beta2 ** 7, beta2 ** (1 + g_updates)]), rel=1e-5)
 
 
 def test_faces_sngan_trains_and_generates(tiny_faces_dataset, tmp_path):
@@ -236,6 +241,9 @@ def test_diffaugment_moves_cuts_and_stays_differentiable():
     ("network-mnist-acgan", "diffaugment", "flip,cutout", "unknown transform(s) flip"),
     ("network-mnist-acgan", "diffaugment", None, "diffaugment must be a string"),
     ("network-mnist-acgan", "class_weight", -0.5, "class_weight must be a finite number >= 0"),
+    ("network-mnist-acgan", "classify_fakes", 1, "classify_fakes must be True or False, got 1"),
+    ("network-mnist-wgangp", "beta1", 1.0, "beta1 must be a number in [0, 1), got 1.0"),
+    ("network-mnist-wgangp", "learning_rate", 0.0, "learning_rate must be a finite number > 0, got 0"),
 ])
 def test_bad_options_stop_before_any_graph_is_built(network, attribute, value, expected):
     import tensorflow.compat.v1 as tf
@@ -284,25 +292,70 @@ def test_options_combine_in_one_graph(network, loss_type, regularizer):
         assert tf.Summary.FromString(summary).value[0].simple_value > 0
 
 
-def test_zoo_benchmark_quick_run_prints_the_table_and_the_figure(tiny_mnist_dataset, tmp_path, capsys, monkeypatch):
+def zoo_benchmark():
     import importlib.util
     from pathlib import Path
 
-    monkeypatch.setenv("DIGITS_GAN_CACHE", str(tmp_path / "cache"))  # the judge's cache
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo.py"
     spec = importlib.util.spec_from_file_location("zoo_benchmark", path)
     zoo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(zoo)
+    return zoo
+
+
+def test_zoo_benchmark_quick_run_prints_the_table_and_the_figure(tiny_mnist_dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DIGITS_GAN_CACHE", str(tmp_path / "cache"))  # the judge's cache
+    zoo = zoo_benchmark()
     figure = tmp_path / "zoo.png"
+    variant = "network-mnist-sngan[df_dim=16,diffaugment=translation,cutout]"
     assert zoo.main(["--quick", "--dataset", str(tiny_mnist_dataset), "--work", str(tmp_path / "work"),
-                     "--members", "network-mnist-acgan", "--figure", str(figure)]) == 0
+                     "--members", f"network-mnist-acgan,{variant}", "--figure", str(figure)]) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| model | steps | acc ratio | score ratio | FD | FD floor | KID | precision")
-    assert [row.split(" | ")[0] for row in table[1:]] == ["| `network-mnist`", "| `network-mnist-acgan`"]
+    assert [row.split(" | ")[0] for row in table[1:]] == ["| `network-mnist`", "| `network-mnist-acgan`",
+                                                          f"| `{variant}`"]
     for row in table[1:]:
         cells = row.strip("| ").split(" | ")
         assert cells[1] == str(zoo.QUICK_STEPS) and all(cell not in ("", "nan") for cell in cells)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the variant trained its own copy of the file, the options appended
+    models = tmp_path / "work" / "models"
+    copy = load_model_class(models / "network-mnist-sngan_df_dim=16_diffaugment=translation_cutout.py")
+    assert (copy.df_dim, copy.diffaugment, copy.loss_type) == (16, "translation,cutout", "hinge")
+    assert load_model_class(resolve_network("network-mnist-sngan")).df_dim == 32
+
+
+def test_zoo_member_specs_parse_options_with_commas_in_values():
+    zoo = zoo_benchmark()
+    assert zoo.split_members("network-mnist, network-mnist[diffaugment=translation,cutout,penalty_every=8],x") == [
+        "network-mnist", "network-mnist[diffaugment=translation,cutout,penalty_every=8]", "x"]
+    member = zoo.parse_member("network-mnist-sngan[ diffaugment=translation,cutout , beta1=0.0,learning_rate=2e-4,"
+                              "df_dim=32,ema_decay=None,loss_type='hinge']")
+    assert member.name == "network-mnist-sngan"
+    assert member.options == {"diffaugment": "translation,cutout", "beta1": 0.0, "learning_rate": 2e-4,
+                              "df_dim": 32, "ema_decay": None, "loss_type": "hinge"}
+    assert zoo.parse_member("network-mnist").options == {}
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("network-mnist[cutout]", "expected option=value inside the brackets, got 'cutout'"),
+    ("network-mnist[]", "empty brackets"),
+    ("network-mnist[diffaugment=cutout", "expected NAME or NAME[option=value,...]"),
+    ("network-mnist[n_critic=2,n_critic=3]", "option n_critic given twice"),
+    ("network-mnist[n_critic=2]", "n_critic is not an option of network-mnist"),
+    ("network-mnist[generator=1]", "generator is not an option of network-mnist"),
+    ("network-mnist[regularizer=gp]", "UserModel.regularizer must be one of none, r1, got 'gp'"),
+    ("network-mnist-sngan[beta2=1.5]", "UserModel.beta2 must be a number in [0, 1), got 1.5"),
+    ("network-mnist-sngan[learning_rate=0]", "UserModel.learning_rate must be a finite number > 0"),
+    ("network-mnist-foo", "network-mnist-foo: no such model file"),
+])
+def test_zoo_bad_member_specs_are_parser_errors(spec, expected, capsys):
+    zoo = zoo_benchmark()
+    with pytest.raises(SystemExit) as stop:
+        zoo.parse_args(["--members", f"network-mnist-sngan,{spec}"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: --members: " in error and expected in error, error
 
 
 @pytest.mark.parametrize("network, dcgan, feature_shape, label_shape, num_classes", [

@@ -358,7 +358,9 @@ def run_worker(task, dataset, batch_size, seed=None, threads=None):
     messages on stderr. Returns the number of batches fed."""
     from ..dataset_io import DatasetReader
     from ..files import usable_cores
+    from .trainer import keep_arena_heaps
 
+    keep_arena_heaps()  # the towers placed on this worker run in this process
     reader = DatasetReader(dataset)
     tower_batch = tower_batch_size(batch_size, task.count, "workers")
     threads = threads or usable_cores()

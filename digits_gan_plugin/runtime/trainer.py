@@ -323,6 +323,7 @@ def _run(options, config, paths, reader, built, plan, start_checkpoint, progress
     import tensorflow.compat.v1 as tf
 
     threads = options.threads or usable_cores()
+    keep_arena_heaps()
     opener = clusters.ChiefSession(cluster, built, reader, options, threads) if cluster else _local_session(
         built.graph, threads, xla_wanted(options.xla))
     with opener as session:
@@ -338,6 +339,28 @@ def _run(options, config, paths, reader, built, plan, start_checkpoint, progress
         finally:
             writer.close()
     return replace(result, config=config)
+
+
+M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_arena_heaps():
+    """Make glibc malloc keep a thread's arena heaps once they empty; True when it did.
+
+    TensorFlow's pool threads allocate and free each step's large temporaries in their own
+    malloc arenas, whose 64 MiB heaps glibc unmaps as soon as they are empty and maps again
+    on the next step: a page fault per 4 KiB touched (network-celebA, 1 thread: ~42,000 per
+    step, 90 ms of system time; network-mnist ~1,800). A top pad of one whole heap keeps
+    them; it also freezes glibc's dynamic mmap threshold, so that is pinned at the 32 MiB
+    glibc's own adjustment stops at. Memory freed stays with the process (its peak RSS).
+    Without glibc (macOS, musl) nothing changes."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_TOP_PAD, 64 << 20)) and bool(mallopt(M_MMAP_THRESHOLD, 32 << 20))
 
 
 def xla_wanted(setting):
