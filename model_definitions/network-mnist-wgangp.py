@@ -25,9 +25,10 @@ Options (class attributes; a bad value stops with an error before any graph is b
 Inside DIGITS the entries' `every` and solvers are ignored (every entry runs each step,
 with the job's one optimizer) and the global step counts entries, so a lazy interval does too.
 
-Measured (the 4,500-digit sample, seed 0, batch 64, EMA 0.995, 300 CPU s of training
-steps, 3,151 steps at 0.095 CPU s each; judged on 5,000 samples): conditional accuracy
-ratio 0.988, Frechet distance 4.86 (floor 1.95), recall 0.78. The previous defaults (label
+Measured (benchmarks/zoo.py, the 4,500-digit sample, seed 0, batch 64, EMA 0.995, 300 CPU s
+of training steps on 2 idle cores, 2,218 steps at 0.135 CPU s each; 10,000 samples):
+conditional accuracy ratio 0.966, Frechet distance 6.98 (floor 1.95), recall 0.72. (1 core:
+3,151 steps gave 0.988 and 4.86 on 5,000 samples.) The previous defaults (label
 concatenated, 64 / 128 wide, 5 critic steps, Adam 1e-4 / 0.5) got 0.27 and 138 at 300 s.
 
 Recommended recipe (4,500 digits: about 70 steps per epoch; G is updated on every 2nd; 45
