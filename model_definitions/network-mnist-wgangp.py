@@ -221,6 +221,15 @@ def zoo_loss_entries(model, d_loss, g_loss, d_real, d_fake, penalty, solver):
         ('d_real', tf.reduce_mean(d_real)), ('d_fake', tf.reduce_mean(d_fake)))]
     return [dict(solver, name='d_loss', loss=d_loss, vars=model.d_vars),
             dict(solver, name='g_loss', loss=g_loss, vars=model.g_vars, every=model.n_critic)]
+
+
+def check_adam_options(model):
+    """Raise ValueError naming a bad learning_rate (finite > 0) or beta1 / beta2 (in [0, 1))."""
+    if non_negative_option(model, 'learning_rate') == 0:
+        raise ValueError('UserModel.learning_rate must be a finite number > 0, got 0')
+    for name in ('beta1', 'beta2'):
+        if non_negative_option(model, name) >= 1:
+            raise ValueError('UserModel.%s must be a number in [0, 1), got %r' % (name, getattr(model, name)))
 # --- end shared ---
 
 
@@ -402,14 +411,6 @@ def conditional_inference(model):
     return tf.cast(tf.round(images * 255.0), tf.uint8)
 # --- end shared ---
 
-
-def check_adam_options(model):
-    """Raise ValueError naming a bad learning_rate (finite > 0) or beta1 / beta2 (in [0, 1))."""
-    if non_negative_option(model, 'learning_rate') == 0:
-        raise ValueError('UserModel.learning_rate must be a finite number > 0, got 0')
-    for name in ('beta1', 'beta2'):
-        if non_negative_option(model, name) >= 1:
-            raise ValueError('UserModel.%s must be a number in [0, 1), got %r' % (name, getattr(model, name)))
 
 
 class UserModel(Tower):
