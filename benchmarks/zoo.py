@@ -53,7 +53,7 @@ sys.path.insert(0, ROOT)
 
 from digits_gan_plugin import evaluation, jobdir  # noqa: E402
 from digits_gan_plugin.errors import DigitsGanError  # noqa: E402
-from digits_gan_plugin.files import atomic_write  # noqa: E402
+from digits_gan_plugin.files import atomic_write, write_text_atomic  # noqa: E402
 from digits_gan_plugin.runtime import train_options as recipes  # noqa: E402
 from digits_gan_plugin.runtime.model_files import resolve_network  # noqa: E402
 
@@ -181,7 +181,7 @@ class Member:
 
     def network(self, work):
         """The model file to train: the shipped file, or (with options) a copy in
-        work/models with a subclass setting them appended."""
+        work/models with `UserModel.option = value` lines appended."""
         if not self.options:
             return self.name
         path = resolve_network(self.name)
@@ -192,7 +192,7 @@ class Member:
         source += f"\n\n\n# benchmarks/zoo.py member {self.spec}\n" + "\n".join(lines) + "\n"
         copy = os.path.join(work, "models", self.slug + ".py")
         os.makedirs(os.path.dirname(copy), exist_ok=True)
-        atomic_write(copy, lambda tmp_path: open(tmp_path, "w", encoding="utf-8").write(source))
+        write_text_atomic(copy, source)
         return copy
 
 
