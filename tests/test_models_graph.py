@@ -148,3 +148,20 @@ def test_chi_square_does_not_depend_on_batch_size(chi_square):
     assert 0.0 < small < 2.0
     assert chi_square(np.tile(real, (3, 1, 1, 1)), fake) == pytest.approx(small, rel=1e-5)
     assert chi_square(real, np.tile(fake, (5, 1, 1, 1))) == pytest.approx(small, rel=1e-5)
+
+
+@pytest.mark.parametrize("stage, training, inference", [
+    ("train", True, False), ("train_1", True, False), ("train_ema_statistics", True, False),
+    ("val", False, False), ("inf", False, True)])
+def test_every_train_tower_is_built_in_training_mode(stage, training, inference):
+    """The second device's tower ('train_1') and the EMA statistics tower train batch
+    norm as tower 0 does."""
+    import tensorflow.compat.v1 as tf
+
+    network = resolve_network("network-mnist")
+    model_class = load_model_class(network)
+    meta = {"stages": {"train_db": {"feature_shape": [1, 28, 28], "label_shape": []}}, "num_classes": 10}
+    facts = model_facts(model_class, network, meta)
+    with tf.Graph().as_default(), reuse_scope():
+        model = build_tower(model_class, facts, tf.zeros([2, 28, 28, 1]), tf.zeros([2], tf.int64), stage, [])
+    assert (model.is_training, model.is_inference) == (training, inference)

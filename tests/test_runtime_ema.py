@@ -304,3 +304,59 @@ def check_one_generator_update(values, prefix):
     raw = values[prefix + "generator/w"]
     assert not np.allclose(raw, G_INIT)
     np.testing.assert_allclose(values[prefix + "generator/w/ema"], DECAY * G_INIT + (1 - DECAY) * raw, rtol=1e-5)
+
+
+# G with one piece of batch-norm-like state: training assigns it the batch mean of
+# h = b (+ 0 * z); inference subtracts it. Re-estimated with the averaged b, the state
+# equals that b, so the EMA generator draws sigmoid(0) everywhere.
+STATEFUL_GAN = LINEAR_GAN.replace('''    def generator(self, z):
+        with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
+            w = tf.get_variable("w", [self.z_dim, 784], initializer=tf.constant_initializer(0.5))
+            return tf.reshape(tf.sigmoid(tf.matmul(z, w) - 1.0), [-1, 28, 28, 1])
+''', '''    def generator(self, z):
+        with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
+            b = tf.get_variable("b", [784], initializer=tf.constant_initializer(0.5))
+            state = tf.get_variable("moving_mean", [784], initializer=tf.zeros_initializer(), trainable=False)
+            h = tf.matmul(z, tf.zeros([self.z_dim, 784])) + b
+            if self.is_training:
+                with tf.control_dependencies([tf.assign(state, tf.reduce_mean(h, 0))]):
+                    h = tf.identity(h)
+            else:
+                h = h - state
+            return tf.reshape(tf.sigmoid(h), [-1, 28, 28, 1])
+''')
+
+
+def test_batch_norm_state_is_re_estimated_for_the_averaged_weights(tiny_mnist_dataset, tmp_path):
+    network = tmp_path / "network-stateful.py"
+    network.write_text(STATEFUL_GAN)
+    result = train(options(tiny_mnist_dataset, network, steps=3, ema_decay=DECAY), tmp_path / "job", progress=False)
+    values = tensors(result.checkpoint)
+    assert sorted(name for name in values if name.endswith("/ema")) == ["generator/b/ema", "generator/moving_mean/ema"]
+    shadow = values["generator/b/ema"]
+    assert not np.allclose(shadow, values["generator/b"])
+    np.testing.assert_allclose(values["generator/moving_mean/ema"], shadow, rtol=1e-6)
+    z = np.zeros((4, 3), np.float32)
+    with load_generator(tmp_path / "job") as averaged, load_generator(tmp_path / "job", use_ema=False) as raw:
+        assert np.all(averaged.generate(z) == np.round(0.5 * 255))
+        assert np.any(raw.generate(z) != np.round(0.5 * 255))  # raw b minus the state of an earlier b
+
+    # a checkpoint from before the statistics shadows: resume keeps its weight shadows
+    import tensorflow.compat.v1 as tf
+
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    for name in ("config.json", "network-stateful.py"):
+        if (tmp_path / "job" / name).exists():
+            (old / name).write_bytes((tmp_path / "job" / name).read_bytes())
+    with tf.Graph().as_default():
+        kept = [tf.Variable(value, name=name) for name, value in values.items()
+                if name != "generator/moving_mean/ema"]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            tf.train.Saver({v.op.name: v for v in kept}).save(session, str(old / "checkpoints" / "model.ckpt-3"))
+    resumed = train(options(tiny_mnist_dataset, network, steps=4, ema_decay=DECAY), old, resume=True, progress=False)
+    after = tensors(resumed.checkpoint)
+    np.testing.assert_allclose(after["generator/b/ema"], DECAY * shadow + (1 - DECAY) * after["generator/b"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(after["generator/moving_mean/ema"], after["generator/b/ema"], rtol=1e-6)

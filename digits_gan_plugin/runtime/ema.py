@@ -16,14 +16,26 @@ Every later graph of a job (``inference.Generator``, which infer, evaluate, expo
 projector and directions use) restores each variable from its shadow when the checkpoint
 has one (``restore_map``): the job's own variable names, the averaged values.
 
-Batch-norm moving statistics are not trainable, so they have no shadow: inference with
-the EMA weights normalizes with the moving statistics gathered by the raw weights.
+The non-trainable floating-point state the sample tower reads (batch-norm moving
+statistics; power-iteration vectors) gets a shadow too, re-estimated for the averaged
+weights: the moving statistics the raw weights gathered do not fit the averaged ones
+(samples of the averaged G normalized with them collapse toward typical images; on
+network-mnist Frechet distance 3.26 -> 2.28 once re-estimated, BENCHMARKS.md). Before
+every checkpoint and epoch-end grid the trainer runs ``refresh``: a train-mode copy of
+the model built on the shadows (its own shuffled pass over train_db) runs only the
+ops that assign these shadows, `STATISTICS_BATCHES` times, so only G's forward pass,
+with the model file's own batch-norm momentum. Shadows of state the copy never assigns
+are set to their variable's value. Checkpoints written before this have no statistics
+shadows; inference then falls back to the raw statistics, as it did.
 """
+import functools
 import math
 
 from ..errors import ModelDefinitionError, TrainingError
 
 SUFFIX = "ema"
+STATISTICS_BATCHES = 50  # batches per refresh; batch norm at momentum 0.9 keeps 0.9**50 = 0.5% of the old value
+ASSIGN_OPS = {"Assign", "AssignSub", "AssignAdd", "AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp"}
 
 
 def shadow_name(name):
@@ -56,44 +68,86 @@ def job_decay(option, model_class, network):
 
 class Shadows:
     """The shadows of one training graph, created while the sample tower is built
-    inside ``scope()``; ``finish()`` once that tower is built."""
+    inside ``scope()``; ``build_refresh()`` and ``finish()`` once that tower is built."""
 
     def __init__(self, decay):
         self.decay = decay
-        self.pairs = []        # (variable, shadow), in creation order
+        self.pairs = []        # (variable, shadow) of the trainable weights, in creation order
+        self.statistics = []   # (variable, shadow) of the non-trainable state (batch-norm statistics)
         self.copies = {}       # shadow name -> op setting the shadow to its variable
+        self.refresh_op = None         # one batch of the statistics' assign ops, or None
+        self.reset_unassigned = None   # copies of the statistics no assign op writes, or None
         self.saver_without = None
+        self.saver_without_statistics = None
 
     def scope(self):
         """A variable scope (the current one, AUTO_REUSE) whose towers read the shadows
-        of the trainable variables instead of the variables."""
+        of the trainable variables and of the non-trainable state instead of them."""
+        return self._scope(create=True)
+
+    def _scope(self, create):
         import tensorflow.compat.v1 as tf
 
-        return tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE, custom_getter=self._getter)
+        getter = functools.partial(self._getter, create=create)
+        return tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE, custom_getter=getter)
 
-    def _getter(self, getter, name, *args, **kwargs):
+    def _getter(self, getter, name, *args, create=True, **kwargs):
         import tensorflow.compat.v1 as tf
 
         variable = getter(name, *args, **kwargs)
-        if not any(variable is trainable for trainable in tf.trainable_variables()):
+        trainable = any(variable is known for known in tf.trainable_variables())
+        if not trainable and not variable.dtype.base_dtype.is_floating:
             return variable
-        for known, shadow in self.pairs:
+        pairs = self.pairs if trainable else self.statistics
+        for known, shadow in pairs:
             if known is variable:
                 return shadow
+        if not create:
+            return variable
         shadow = getter(shadow_name(name), shape=variable.shape, dtype=variable.dtype.base_dtype,
                         initializer=tf.zeros_initializer(), trainable=False)
-        self.pairs.append((variable, shadow))
+        pairs.append((variable, shadow))
         return shadow
 
-    def finish(self):
-        """Build the copy ops and a Saver of every other variable (for resuming a job
-        whose checkpoints have no shadows yet). Call before the graph is finalized."""
+    def build_refresh(self, build_train_tower):
+        """Build the statistics refresh: `build_train_tower()` builds a train-mode tower
+        (here, on the shadows; it must not create variables); of its new ops, those
+        assigning a statistics shadow are the refresh."""
         import tensorflow.compat.v1 as tf
 
-        self.copies = {shadow.op.name: shadow.assign(variable.read_value()) for variable, shadow in self.pairs}
-        shadows = {shadow.op.name for _, shadow in self.pairs}
-        self.saver_without = tf.train.Saver(var_list=[v for v in tf.global_variables() if v.op.name not in shadows],
-                                            save_relative_paths=True)
+        if not self.statistics:
+            return
+        graph = tf.get_default_graph()
+        before = set(graph.get_operations())
+        with self._scope(create=False):
+            build_train_tower()
+        targets = {shadow.op: shadow for _, shadow in self.statistics}
+        assigns = [op for op in graph.get_operations() if op not in before and op.type in ASSIGN_OPS
+                   and op.inputs[0].op in targets]
+        assigned = {op.inputs[0].op for op in assigns}
+        if assigns:
+            self.refresh_op = tf.group(*assigns, name="ema_statistics_refresh")
+        unassigned = [shadow.assign(variable.read_value()) for variable, shadow in self.statistics
+                      if shadow.op not in assigned]
+        if unassigned:
+            self.reset_unassigned = tf.group(*unassigned, name="ema_statistics_reset")
+
+    def finish(self):
+        """Build the copy ops and the Savers of every other variable (for resuming a job
+        whose checkpoints lack some shadows). Call before the graph is finalized."""
+        import tensorflow.compat.v1 as tf
+
+        self.copies = {shadow.op.name: shadow.assign(variable.read_value())
+                       for variable, shadow in self.pairs + self.statistics}
+        shadows = {shadow.op.name for _, shadow in self.pairs + self.statistics}
+        statistics = {shadow.op.name for _, shadow in self.statistics}
+
+        def saver_without(names):
+            return tf.train.Saver(var_list=[v for v in tf.global_variables() if v.op.name not in names],
+                                  save_relative_paths=True)
+
+        self.saver_without = saver_without(shadows)
+        self.saver_without_statistics = saver_without(statistics) if statistics else self.saver_without
 
     def update(self, variables):
         """An op moving the shadows of `variables` one step toward them (None when none
@@ -107,15 +161,28 @@ class Shadows:
         return tf.group(*[shadow.assign_sub(rate * (shadow.read_value() - variable.read_value()))
                           for variable, shadow in moving], name="ema_update")
 
-    def missing_from(self, names):
-        """Shadow names not among `names` (a checkpoint's variable names)."""
-        return [name for name in self.copies if name not in names]
+    def restore_saver(self, names):
+        """The Saver for a checkpoint holding variable `names`: None (the job's own) when
+        it has every shadow, else one that leaves the missing ones alone."""
+        missing = [name for name in self.copies if name not in names]
+        if not missing:
+            return None
+        statistics = {shadow.op.name for _, shadow in self.statistics}
+        return self.saver_without_statistics if set(missing) <= statistics else self.saver_without
 
     def start(self, session, restored=()):
         """Set every shadow not in `restored` (names) to its variable's value."""
         pending = [op for name, op in self.copies.items() if name not in restored]
         if pending:
             session.run(pending)
+
+    def refresh(self, session, batches=STATISTICS_BATCHES):
+        """Re-estimate the statistics shadows for the current averaged weights."""
+        if self.reset_unassigned is not None:
+            session.run(self.reset_unassigned)
+        if self.refresh_op is not None:
+            for _ in range(batches):
+                session.run(self.refresh_op)
 
 
 def checkpoint_names(prefix):

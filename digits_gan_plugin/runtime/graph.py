@@ -58,8 +58,9 @@ def reuse_scope():
 
 
 def build_tower(model_class, facts, x, y, stage, properties, digits=False):
-    """Instantiate UserModel for one stage ('train', 'val' or 'inf') and build the
-    given model properties inside name scope `stage`; returns the model.
+    """Instantiate UserModel for one stage ('train', 'val' or 'inf'; 'train_<name>' for
+    further train-mode towers) and build the given model properties inside name scope
+    `stage`; returns the model.
 
     digits: as NVIDIA DIGITS builds towers (docs/model_files.md): `x` loses its static
     shape, `nclasses` is 0 (DIGITS' value for generic datasets), `input_shape` is the
@@ -68,17 +69,18 @@ def build_tower(model_class, facts, x, y, stage, properties, digits=False):
     variable_scope('model'), before `loss`."""
     import tensorflow.compat.v1 as tf
 
+    training = stage == "train" or stage.startswith("train_")
     with tf.name_scope(stage), model_code(facts.network, f"building the {stage} tower"):
         if not digits:
             model = model_class(x, y, list(facts.input_shape), facts.num_classes,
-                                is_training=stage == "train", is_inference=stage == "inf")
+                                is_training=training, is_inference=stage == "inf")
             for name in properties:
                 getattr(model, name)
             return model
         input_shape = [1, 1, facts.vector_width] if stage == "inf" and facts.inference_input == "z" \
             else list(facts.input_shape)
         x = tf.placeholder_with_default(x, [None] * x.shape.ndims, name="x_without_static_shape")
-        model = model_class(x, y, input_shape, 0, is_training=stage == "train", is_inference=stage == "inf")
+        model = model_class(x, y, input_shape, 0, is_training=training, is_inference=stage == "inf")
         with tf.variable_scope("model"):
             model.inference
             if stage != "inf":

@@ -199,6 +199,8 @@ def build_graph(options, reader, model_class, facts, data_seed, devices=(None,),
             val = _val_tower(options, reader, model_class, facts, entries, data_seed)
             shadows = ema.Shadows(options.ema_decay) if options.ema_decay else None
             sampler = _sampler(model_class, facts, digits, shadows)
+            if shadows is not None:
+                train_init = _statistics_refresh(shadows, options, reader, model_class, facts, data_seed, train_init)
             model_variables = tuple(v for v in tf.global_variables() if v not in before)
         if shadows is not None and not shadows.pairs:
             raise TrainingError(f"--ema-decay {options.ema_decay}: {facts.network} has no generator tower (z input) "
@@ -273,6 +275,17 @@ def _sampler(model_class, facts, digits, shadows=None):
         raise ModelDefinitionError(f"{facts.network}: UserModel.inference of a generator (z_dim set) returned no "
                                    f"'images' output")
     return Sampler(vectors, output)
+
+
+def _statistics_refresh(shadows, options, reader, model_class, facts, data_seed, train_init):
+    """Build the EMA's statistics refresh (ema.Shadows.build_refresh) on its own shuffled
+    pass over train_db; returns train_init grouped with that pass's initializer."""
+    import tensorflow.compat.v1 as tf
+
+    x, y, init = _iterator(reader, "train_db", options.batch_size, True, data_seed + 1)
+    shadows.build_refresh(lambda: build_tower(model_class, facts, x, y, "train_ema_statistics", ["loss"],
+                                              digits=options.digits_semantics))
+    return tf.group(train_init, init) if shadows.statistics else train_init
 
 
 def _iterator(reader, stage, batch_size, train, seed):
@@ -396,8 +409,9 @@ def _restore(session, built, paths, start_checkpoint):
         saver = built.saver
         if built.ema is not None:
             restored = ema.checkpoint_names(start_checkpoint)
-            if built.ema.missing_from(restored):  # EMA switched on for a job that ran without it
-                saver = built.ema.saver_without
+            # EMA switched on for a job that ran without it, or a checkpoint from before
+            # the statistics shadows: restore what it has, start the rest
+            saver = built.ema.restore_saver(restored) or saver
         saver.restore(session, start_checkpoint)
         # so that --keep also prunes the checkpoints of earlier runs
         state = tf.train.get_checkpoint_state(str(paths.checkpoints))
@@ -419,6 +433,7 @@ class _Loop:
         self.session, self.built, self.options, self.paths, self.plan = session, built, options, paths, plan
         self.reporter, self.step_callback = reporter, step_callback
         self.last_checkpoint = start_checkpoint
+        self.statistics_step = None
         self.step = int(session.run(built.global_step)) // built.global_steps_per_batch
         self.feed_lr = options.lr_policy != "fixed"
         self.policy = options.lr_policy_for(plan.total_steps)
@@ -466,6 +481,7 @@ class _Loop:
             if self.step % 10 == 0 or self.step == epoch_end:
                 self.bar.set_postfix({"epoch": epoch + 1, **{k: f"{v:.3f}" for k, v in losses.items()},
                                       "img/s": f"{rate:.0f}"}, refresh=False)
+        self._refresh_statistics()
         self.reporter.end_epoch(EpochReport(
             epoch=epoch + 1, step=self.step, train_means={e.name: (sums[e.name] / counts[e.name]
                                                                    if counts[e.name] else None)
@@ -502,11 +518,24 @@ class _Loop:
         self.bar.update(1)
         return values["losses"]
 
+    def _refresh_statistics(self):
+        """Re-estimate the EMA generator's batch-norm statistics (ema.Shadows.refresh),
+        once per step reached, before the grids and checkpoints that use them."""
+        if self.built.ema is None or self.statistics_step == self.step:
+            return
+        try:
+            self.built.ema.refresh(self.session)
+        except model_run_errors() as error:
+            raise run_error(error, self.built.facts.network, f"re-estimating the EMA generator's statistics at "
+                            f"step {self.step}", self.built.graph) from None
+        self.statistics_step = self.step
+
     def _save(self):
         """Checkpoint the current step; a failed write (full disk) is one TrainingError
         and leaves the previous checkpoint the newest."""
         import tensorflow.compat.v1 as tf
 
+        self._refresh_statistics()
         try:
             self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
             self.last_checkpoint = self.built.saver.save(self.session, str(self.paths.checkpoint_prefix),
