@@ -400,6 +400,7 @@ class UserModel(Tower):
     penalty_every = 1
     n_critic = 1
     diffaugment = ''
+    ema_decay = None  # e.g. 0.995: the runtime keeps an EMA of G's weights (--ema-decay wins)
 
     def __init__(self, *args, **kwargs):
         super(UserModel, self).__init__(*args, **kwargs)

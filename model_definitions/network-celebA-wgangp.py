@@ -403,6 +403,7 @@ class UserModel(Tower):
     penalty_every = 1
     n_critic = 5
     diffaugment = ''
+    ema_decay = None  # e.g. 0.995: the runtime keeps an EMA of G's weights (--ema-decay wins)
     learning_rate = 1e-4        # Adam of both loss entries (the job's --lr does not apply)
     beta1 = 0.5
     beta2 = 0.9

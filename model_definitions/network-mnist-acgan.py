@@ -434,6 +434,7 @@ class UserModel(Tower):
     penalty_every = 1
     n_critic = 1
     diffaugment = ''
+    ema_decay = None  # e.g. 0.995: the runtime keeps an EMA of G's weights (--ema-decay wins)
     class_weight = 1.0          # weight of the auxiliary classifier's cross-entropy in both losses
     classify_fakes = False      # True: D's class loss also on G's samples (Odena et al.; collapsed here)
     spectral_norm = True        # every weight of D spectrally normalized (False: Odena et al.'s D)

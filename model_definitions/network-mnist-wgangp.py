@@ -428,6 +428,7 @@ class UserModel(Tower):
     penalty_every = 1
     n_critic = 2
     diffaugment = ''
+    ema_decay = None  # e.g. 0.995: the runtime keeps an EMA of G's weights (--ema-decay wins)
     learning_rate = 2e-4        # Adam of both loss entries (the job's --lr does not apply)
     beta1 = 0.0
     beta2 = 0.9
