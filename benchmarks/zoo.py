@@ -248,10 +248,11 @@ def parse_member(spec):
 
 def check_member(member):
     """Raise DigitsGanError / ValueError if the member's file is unknown, an option is not
-    one of its UserModel's attributes, or the file's own checks reject a value (a training
-    tower built on a throwaway graph)."""
+    one of its UserModel's attributes, or the file's own checks or the runtime's (its EMA
+    decay) reject a value (a training tower built on a throwaway graph)."""
     import tensorflow.compat.v1 as tf
 
+    from digits_gan_plugin.runtime import ema
     from digits_gan_plugin.runtime.graph import build_tower, model_facts, reuse_scope
     from digits_gan_plugin.runtime.model_files import load_model_class
 
@@ -269,6 +270,7 @@ def check_member(member):
         tf.train.get_or_create_global_step()
         x, y = tf.placeholder(tf.float32, [2, 28, 28, 1]), tf.placeholder(tf.int64, [2])
         try:
+            ema.job_decay(None, variant, path)
             with reuse_scope():
                 build_tower(variant, model_facts(variant, path, meta), x, y, "train", ["loss"])
         except DigitsGanError as error:

@@ -347,6 +347,7 @@ def test_zoo_member_specs_parse_options_with_commas_in_values():
     ("network-mnist[regularizer=gp]", "UserModel.regularizer must be one of none, r1, got 'gp'"),
     ("network-mnist-sngan[beta2=1.5]", "UserModel.beta2 must be a number in [0, 1), got 1.5"),
     ("network-mnist-sngan[learning_rate=0]", "UserModel.learning_rate must be a finite number > 0"),
+    ("network-mnist-wgangp[ema_decay=1.5]", "UserModel.ema_decay: the EMA decay must be a number strictly between 0 and 1"),
     ("network-mnist-foo", "network-mnist-foo: no such model file"),
 ])
 def test_zoo_bad_member_specs_are_parser_errors(spec, expected, capsys):
