@@ -28,11 +28,12 @@ with the job's one optimizer) and the global step counts entries, so a lazy inte
 Measured (benchmarks/zoo.py, the 4,500-digit sample, seed 0, batch 64, EMA 0.995, 300 CPU s
 of training steps on 2 idle cores, 1,792 steps at 0.167 CPU s each; 10,000 samples):
 conditional accuracy ratio 0.999, Frechet distance 5.39 (floor 1.98), recall 0.74. Adam
-2e-4 (the default before) got 0.927 and 4.15 in the same benchmark's previous run. The previous defaults (label
-concatenated, 64 / 128 wide, 5 critic steps, Adam 1e-4 / 0.5) got 0.27 and 138 at 300 s.
+2e-4 (the default before) got 0.927 and 4.15 in the same benchmark's previous run. Older
+defaults (label concatenated, 64 / 128 wide, 5 critic steps, Adam 1e-4 / 0.5) got 0.27 and
+138 at 300 s.
 
-Recommended recipe (4,500 digits: about 70 steps per epoch; G is updated on every 2nd; 45
-epochs are about 300 CPU s):
+Recommended recipe (4,500 digits: about 70 steps per epoch; G is updated on every 2nd;
+about 26 epochs fit in 300 CPU s, 45 are a longer run):
     digits-gan train --dataset DATASET --network network-mnist-wgangp \
         --epochs 45 --batch-size 64 --ema-decay 0.995 --out JOBDIR
 
