@@ -37,7 +37,9 @@ def run_local_module():
 
 def walkthrough(work, *options, cache):
     """Run the script as a user would; returns (CompletedProcess, seconds)."""
-    env = dict(os.environ, DIGITS_GAN_CACHE=str(cache))
+    # a new user's shell: no TensorFlow log level set (the test process sets one)
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "DIGITS_GAN_VERBOSE")}
+    env["DIGITS_GAN_CACHE"] = str(cache)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(SCRIPT), "--work", str(work), *options], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -93,6 +95,11 @@ def test_every_stage_prints_one_line_with_its_time_and_where_to_look(quick):
     assert re.search(r"accuracy \d+\.\d% \(real \d+\.\d%\) +MNIST score \d+\.\d\d", lines["evaluate"])
     assert str(quick.work / "gan" / "gallery" / "index.html") in quick.first.stdout
     assert f"tensorboard --logdir {quick.work}" in quick.first.stdout
+
+
+def test_no_tensorflow_log_lines_reach_the_terminal(quick):
+    output = quick.first.stdout + quick.first.stderr
+    assert not re.search(r"^[EWIF]\d{4} |cuInit|absl::", output, re.MULTILINE), output[-4000:]
 
 
 def test_dataset_and_both_training_jobs(quick):

@@ -108,6 +108,7 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
     job folder busy), ModelDefinitionError, DataError.
     """
     options.check()
+    keep_arena_heaps()  # before the graph is built: called later, ~1,000 page faults a step remain
     maybe_interrupt("start")
     paths = jobdir.JobPaths(out)
     options = replace(options, network=str(resolve_network(options.network)),
@@ -336,7 +337,6 @@ def _run(options, config, paths, reader, built, plan, start_checkpoint, progress
     import tensorflow.compat.v1 as tf
 
     threads = options.threads or usable_cores()
-    keep_arena_heaps()
     opener = clusters.ChiefSession(cluster, built, reader, options, threads) if cluster else _local_session(
         built.graph, threads, xla_wanted(options.xla))
     with opener as session:
