@@ -43,7 +43,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 2 still lets "failed call to cuInit" through
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402

@@ -71,7 +71,6 @@ def check_one(dataset, network):
 
 def main(argv):
     cache, dataset, networks = Path(argv[0]), argv[1], argv[2:]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 2 still lets "failed call to cuInit" through
     for network in networks:
         result = check_one(dataset, network)
         write_json_atomic(cache / f"{cache_key(dataset, network)}.json", result)
