@@ -45,6 +45,7 @@ LABELS_DB = "labels"
 ENCODINGS = (None, "none", "png")
 DEFAULT_MEMORY_BUDGET = 2 << 30  # bytes of decoded arrays `batches` may keep in memory
 MAX_CHUNK = 64  # entries per worker task and LMDB transaction
+PREFETCH_BATCHES = 2  # batches tf_dataset reads ahead
 
 
 def make_key(index):
@@ -886,7 +887,13 @@ class DatasetReader:
             signature = (x_spec, y_spec)
             to_float = lambda x, y: (tf.cast(x, tf.float32), y)  # noqa: E731
         dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-        return dataset.map(to_float).prefetch(tf.data.AUTOTUNE)
+        # No autotuning: once an iterator has reached its end, re-initializing it waits
+        # for the autotuner's thread to wake (its period doubles to 10 s), which stalled
+        # each epoch's validation by 0-10 s. From a sequential generator, a fixed
+        # buffer is all autotuning would choose.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.map(to_float).prefetch(PREFETCH_BATCHES).with_options(options)
 
     def has_mean(self, stage):
         return os.path.isfile(os.path.join(self.dataset_dir, stage, MEAN_FILE))
