@@ -271,9 +271,14 @@ def test_tf_dataset_yields_float_batches(tiny_mnist_dataset):
         "np.testing.assert_array_equal(y.numpy(), expected_y)\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe, str(tiny_mnist_dataset)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = _run_probe(probe, tiny_mnist_dataset)
     assert result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def _run_probe(probe, dataset):
+    """Run the Python source `probe` with the dataset path as argv[1] in a subprocess."""
+    return subprocess.run([sys.executable, "-c", probe, str(dataset)], cwd=ROOT, capture_output=True, text=True)
+
 
 def test_re_initializing_a_finished_tf_dataset_iterator_does_not_wait(tiny_mnist_dataset):
     # The trainer re-initializes its one-pass val_db iterator every epoch. With tf.data's
@@ -303,8 +308,7 @@ def test_re_initializing_a_finished_tf_dataset_iterator_does_not_wait(tiny_mnist
         "        time.sleep(3)\n"
         "print(batches, max(waits[1:]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe, str(tiny_mnist_dataset)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = _run_probe(probe, tiny_mnist_dataset)
     assert result.returncode == 0, result.stderr[-2000:]
     batches, longest = result.stdout.split()
     assert int(batches) == 5 * 5  # 40 val digits in batches of 8, 5 passes
