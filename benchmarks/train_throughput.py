@@ -432,12 +432,16 @@ def busy_seconds():
 class Worker:
     """One side's worker process, driven over its stdin/stdout."""
 
-    def __init__(self, variant, model, args, dataset):
+    def __init__(self, variant, model, args, dataset, scratch):
+        """scratch: the driver's temporary folder, the worker's TMPDIR. Workers end with
+        os._exit (no clean-up of their own: their job folders, autograph's generated
+        files), so all they write there goes when the driver removes that folder."""
         self.side, self.model = variant.label, model
         command = [sys.executable, os.path.abspath(__file__), "--worker", variant.side, "--model", model,
                    "--threads", str(args.threads), "--warmup", str(args.warmup), "--dataset", dataset,
                    "--xla", variant.xla] + (["--quick"] if args.quick else []) + (["--mixed"] if variant.mixed else [])
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="1", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="1", PYTHONUNBUFFERED="1",
+                   TMPDIR=scratch)
         self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                         text=True, env=env, cwd=REPO)
@@ -489,7 +493,7 @@ def measure(model, args, tmp):
     dataset = os.path.join(tmp, model)
     if "ours" in args.sides:
         write_ours_dataset(model, dataset, args.warmup + 8 if args.quick else MODELS[model][3])
-    workers = {variant.label: Worker(variant, model, args, dataset)
+    workers = {variant.label: Worker(variant, model, args, dataset, tmp)
                for variant in variants(args) + [Variant("peak")]}
     try:
         for worker in workers.values():

@@ -34,3 +34,18 @@ def test_quick_gpu_mode_writes_its_figures(tmp_path, capsys):
     assert all(row["median"] > 0 and row["cpu_ms"] > 0 and row["faults"] >= 0 for row in rows.values())
     assert summary["peak_gflops"] > 0 and summary["best_reference"] in rows
     assert "| tutorial mixed |" in table.read_text() and "| tutorial mixed |" in capsys.readouterr().out
+
+
+def test_quick_run_of_ours_leaves_no_temporary_files(tmp_path, monkeypatch):
+    # The side workers end with os._exit (no clean-up of their own), so whatever they write
+    # must live in the driver's temporary folder.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    bench = load_benchmark()
+    figures = tmp_path / "figures.json"
+    assert bench.main(["--quick", "--models", "mnist", "--sides", "ours", "--json", str(figures)]) == 0
+    rows = json.loads(figures.read_text())["summaries"][0]["rows"]
+    assert [row["side"] for row in rows] == ["ours"] and rows[0]["median"] > 0
+    assert list(scratch.iterdir()) == []
