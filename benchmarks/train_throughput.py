@@ -518,6 +518,16 @@ def spread(values):
     return statistics.median(values), min(values), max(values)
 
 
+def round_ratios(windows, ours, references):
+    """Ours over the best reference of the same round, per round: the windows of one round
+    run back to back, so a slow drift of the machine moves both sides of a ratio alike."""
+    if not ours or not references:
+        return []
+    rounds = zip(windows[ours], *(windows[side] for side in references))
+    return [mine["images_per_sec"] / max(other["images_per_sec"] for other in others)
+            for mine, *others in rounds]
+
+
 def summarize(model, windows):
     """The model's table rows (dicts) and ratio of ours to the best reference."""
     flops = step_flops_per_image(model) / 1e9
@@ -538,7 +548,8 @@ def summarize(model, windows):
     best = max(references, key=references.get) if references else None
     ours = max((side for side in medians if side.startswith("ours")), key=medians.get, default=None)
     ratio = medians[ours] / references[best] if best and ours else None
-    return {"model": model, "rows": rows, "best_reference": best, "ratio": ratio, "peak_gflops": peak,
+    return {"model": model, "rows": rows, "best_reference": best, "ratio": ratio,
+            "round_ratios": round_ratios(windows, ours, references), "peak_gflops": peak,
             "matmul_gflops": statistics.median(w["matmul_gflops"] for w in peaks),
             "conv_gflops": statistics.median(w["conv_gflops"] for w in peaks), "flops_per_image": flops * 1e9}
 
@@ -551,7 +562,9 @@ def markdown(summaries, args, start_load):
         lines += [f"{summary['model']}: {summary['flops_per_image'] / 1e9:.3f} GFLOP per image-step; peak "
                   f"{summary['peak_gflops']:.0f} GFLOP/s (matmul {summary['matmul_gflops']:.0f}, "
                   f"conv {summary['conv_gflops']:.0f}); ours / best reference ({summary['best_reference']}) = "
-                  + (f"**{summary['ratio']:.2f}**" if summary["ratio"] is not None else "n/a"), "",
+                  + (f"**{summary['ratio']:.2f}**" if summary["ratio"] is not None else "n/a")
+                  + (" (per round, ours / that round's best reference: median {:.2f}, {:.2f}-{:.2f})".format(
+                      *spread(summary["round_ratios"])) if summary["round_ratios"] else ""), "",
                   "| side | img/s median | min-max | CPU ms/step | page faults/step | GFLOP/s | of peak "
                   "| max load at start | other cores busy |",
                   "|---|---|---|---|---|---|---|---|---|"]

@@ -49,3 +49,15 @@ def test_quick_run_of_ours_leaves_no_temporary_files(tmp_path, monkeypatch):
     rows = json.loads(figures.read_text())["summaries"][0]["rows"]
     assert [row["side"] for row in rows] == ["ours"] and rows[0]["median"] > 0
     assert list(scratch.iterdir()) == []
+
+
+def test_round_ratios_pair_ours_with_the_best_reference_of_each_round():
+    bench = load_benchmark()
+
+    def windows(*rates):
+        return [{"images_per_sec": rate} for rate in rates]
+
+    rounds = {"ours": windows(100, 90, 120), "graph-v1": windows(50, 100, 100), "tutorial": windows(80, 60, 150),
+              "peak": windows(1, 1, 1)}
+    assert bench.round_ratios(rounds, "ours", {"graph-v1": 0, "tutorial": 0}) == [1.25, 0.9, 0.8]
+    assert bench.round_ratios(rounds, None, {"graph-v1": 0}) == []
