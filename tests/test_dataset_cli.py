@@ -34,6 +34,13 @@ def test_help_is_fast_and_does_not_import_tensorflow():
     assert float(seconds) < 1.0
 
 
+def test_version_names_the_package_version():
+    from digits_gan_plugin import __version__
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"digits-gan {__version__}"
+
+
 def test_create_info_and_plugins(tmp_path, capsys):
     write_mnist_idx_dir(tmp_path / "src", 12, 8)
     assert main(["dataset", "create", "mnist", "--source", str(tmp_path / "src"), "--out",

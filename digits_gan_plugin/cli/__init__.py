@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from .. import runtime
+from .. import __version__, runtime
 from ..errors import DigitsGanError
 
 COMMAND_MODULES = [
@@ -33,6 +33,7 @@ def build_parser():
         prog="digits-gan",
         description="Build GAN datasets, train DIGITS-style model definitions, explore latent spaces.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.add_argument("--verbose", action="store_true",
                         help="let TensorFlow's start-up and C++ log lines through (also DIGITS_GAN_VERBOSE=1)")
