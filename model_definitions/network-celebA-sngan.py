@@ -100,12 +100,17 @@ def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
 # shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
 # generator infers), nclasses is 0 for datasets without a labels file, and `inference`
 # is also built on the train and validation towers. These helpers work under both.
-def image_shape(model):
+def image_shape(model, multiple=1):
     """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
-    when input_shape is that of inference vectors (DIGITS)."""
+    when input_shape is that of inference vectors (DIGITS). multiple: what H and W must
+    be multiples of (a generator that doubles the size n times: 2 ** n); ValueError
+    naming the sizes otherwise."""
     shape = [int(n) for n in model.input_shape]
     if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
-        return [int(n) for n in model.image_shape]
+        shape = [int(n) for n in model.image_shape]
+    if shape[0] % multiple or shape[1] % multiple:
+        raise ValueError('this network makes images whose height and width are multiples of %d; '
+                         'the dataset has %d x %d images' % (multiple, shape[0], shape[1]))
     return shape
 
 
@@ -347,7 +352,7 @@ def critic_layers(model, spectral):
 def face_generator(model, z, updates):
     """network-celebA's G (same variable names): z: N x z_dim -> N x H x W x C images in
     -1..1 (H, W multiples of 16). updates: where batch norm puts its moving-average updates."""
-    height, width, channels = image_shape(model)
+    height, width, channels = image_shape(model, 16)
     h16, w16 = height // 16, width // 16
     train = model.is_training and not model.is_inference
     with tf.variable_scope('generator', reuse=tf.AUTO_REUSE) as scope:

@@ -104,12 +104,17 @@ def batch_norm(x, name, is_training, updates, decay=0.9, epsilon=1e-5):
 # shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
 # generator infers), nclasses is 0 for datasets without a labels file, and `inference`
 # is also built on the train and validation towers. These helpers work under both.
-def image_shape(model):
+def image_shape(model, multiple=1):
     """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
-    when input_shape is that of inference vectors (DIGITS)."""
+    when input_shape is that of inference vectors (DIGITS). multiple: what H and W must
+    be multiples of (a generator that doubles the size n times: 2 ** n); ValueError
+    naming the sizes otherwise."""
     shape = [int(n) for n in model.input_shape]
     if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
-        return [int(n) for n in model.image_shape]
+        shape = [int(n) for n in model.image_shape]
+    if shape[0] % multiple or shape[1] % multiple:
+        raise ValueError('this network makes images whose height and width are multiples of %d; '
+                         'the dataset has %d x %d images' % (multiple, shape[0], shape[1]))
     return shape
 
 
@@ -305,7 +310,7 @@ class UserModel(Tower):
     def generator(self, z, updates=None):
         """z: N x z_dim -> N x H x W x C images in -1..1. updates: where batch norm puts
         its moving-average updates (default bn_updates)."""
-        height, width, channels = image_shape(self)
+        height, width, channels = image_shape(self, 16)
         h16, w16 = height // 16, width // 16
         train = self.is_training and not self.is_inference
         updates = self.bn_updates if updates is None else updates

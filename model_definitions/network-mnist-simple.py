@@ -69,12 +69,17 @@ def batch_norm(x, name, is_training, updates, decay=0.99, epsilon=1e-5):
 # shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
 # generator infers), nclasses is 0 for datasets without a labels file, and `inference`
 # is also built on the train and validation towers. These helpers work under both.
-def image_shape(model):
+def image_shape(model, multiple=1):
     """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
-    when input_shape is that of inference vectors (DIGITS)."""
+    when input_shape is that of inference vectors (DIGITS). multiple: what H and W must
+    be multiples of (a generator that doubles the size n times: 2 ** n); ValueError
+    naming the sizes otherwise."""
     shape = [int(n) for n in model.input_shape]
     if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
-        return [int(n) for n in model.image_shape]
+        shape = [int(n) for n in model.image_shape]
+    if shape[0] % multiple or shape[1] % multiple:
+        raise ValueError('this network makes images whose height and width are multiples of %d; '
+                         'the dataset has %d x %d images' % (multiple, shape[0], shape[1]))
     return shape
 
 
@@ -140,6 +145,9 @@ class UserModel(Tower):
 
     @model_property
     def loss(self):
+        if image_shape(self) != [28, 28, 1]:
+            raise ValueError('this network makes 28 x 28 x 1 images; the dataset has %d x %d x %d images'
+                             % tuple(image_shape(self)))
         real = images_in(self) / 255.0                                                         # N x 28 x 28 x 1
         z = tf.random_normal([tf.shape(real)[0], self.z_dim])
         fake = self.generator(z)

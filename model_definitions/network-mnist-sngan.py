@@ -107,6 +107,15 @@ def concat_label(x, y):
         return tf.concat([x, y], 1)
     height, width = int(x.shape[1]), int(x.shape[2])
     return tf.concat([x, tf.tile(y[:, None, None, :], [1, height, width, 1])], 3)
+
+
+def class_one_hot(model):
+    """The tower's class labels (N ints) as an N x classes one-hot; ValueError when the
+    dataset has none (attribute vectors, or no labels at all)."""
+    if model.y is None or not model.y.dtype.is_integer:
+        raise ValueError('this network is conditioned on class labels; the dataset has %s'
+                         % ('no labels' if model.y is None else 'attribute labels, not classes'))
+    return tf.one_hot(model.y, class_count(model))
 # --- end shared ---
 
 
@@ -115,12 +124,17 @@ def concat_label(x, y):
 # shape, input_shape is the shape of the data being read (1 x 1 x D vectors when a
 # generator infers), nclasses is 0 for datasets without a labels file, and `inference`
 # is also built on the train and validation towers. These helpers work under both.
-def image_shape(model):
+def image_shape(model, multiple=1):
     """[H, W, C] of the model's images: input_shape, or the class attribute image_shape
-    when input_shape is that of inference vectors (DIGITS)."""
+    when input_shape is that of inference vectors (DIGITS). multiple: what H and W must
+    be multiples of (a generator that doubles the size n times: 2 ** n); ValueError
+    naming the sizes otherwise."""
     shape = [int(n) for n in model.input_shape]
     if model.is_inference and 1 in shape[:2] and getattr(model, 'image_shape', None):
-        return [int(n) for n in model.image_shape]
+        shape = [int(n) for n in model.image_shape]
+    if shape[0] % multiple or shape[1] % multiple:
+        raise ValueError('this network makes images whose height and width are multiples of %d; '
+                         'the dataset has %d x %d images' % (multiple, shape[0], shape[1]))
     return shape
 
 
@@ -363,7 +377,7 @@ def conditional_generator(model, z, y, updates):
     """network-mnist's G (same variable names, so --weights of a network-mnist job loads
     it): z: N x z_dim, y: N x classes one-hot -> N x H x W x C images in 0..1. updates:
     where batch norm puts its moving-average updates."""
-    height, width, channels = image_shape(model)
+    height, width, channels = image_shape(model, 4)
     h4, w4 = height // 4, width // 4
     train = model.is_training and not model.is_inference
     with tf.variable_scope('generator', reuse=tf.AUTO_REUSE) as scope:
@@ -458,7 +472,7 @@ class UserModel(Tower):
     @model_property
     def loss(self):
         real = images_in(self) / 255.0                                          # N x 28 x 28 x 1
-        y = tf.one_hot(self.y, class_count(self))
+        y = class_one_hot(self)
         fake = conditional_generator(self, tf.random_normal([tf.shape(real)[0], self.z_dim]), y, self.bn_updates)
         policy = augment_policy(self)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import DataError, ModelDefinitionError, TrainingError
 from ..latent import DEFAULT_Z_DISTRIBUTION, ModelFacts
-from .model_files import model_code
+from .model_files import model_code, tower_data
 from .schedules import check_solver, make_optimizer
 
 # Keys a loss entry may have (see the package docstring).
@@ -30,6 +30,9 @@ def model_facts(model_class, path, meta):
     else:
         nclasses = None
     conditional = bool(getattr(model_class, "conditional", scalar_labels))
+    if conditional and not nclasses:
+        raise ModelDefinitionError(f"{path}: UserModel.conditional is true (the generator takes a class), but the "
+                                   f"dataset has no labels; train it on a labelled dataset")
     z_dim = getattr(model_class, "z_dim", None)
     if z_dim is not None and (not isinstance(z_dim, int) or z_dim < 1):
         raise ModelDefinitionError(f"{path}: UserModel.z_dim must be a positive int, got {z_dim!r}")
@@ -70,7 +73,8 @@ def build_tower(model_class, facts, x, y, stage, properties, digits=False):
     import tensorflow.compat.v1 as tf
 
     training = stage == "train" or stage.startswith("train_")
-    with tf.name_scope(stage), model_code(facts.network, f"building the {stage} tower"):
+    data = tower_data(x, y, facts.input_shape)
+    with tf.name_scope(stage), model_code(facts.network, f"building the {stage} tower", data):
         if not digits:
             model = model_class(x, y, list(facts.input_shape), facts.num_classes,
                                 is_training=training, is_inference=stage == "inf")
@@ -233,7 +237,9 @@ class UpdateOps:
             )
             per_tower = []
             for entries, model, device in zip(tower_entries, models, devices):
-                with tf.device(device), model_code(path, f"computing the gradients of loss entry {entry.name!r}"):
+                data = tower_data(model.x, model.y, model.input_shape)
+                with tf.device(device), model_code(path, f"computing the gradients of loss entry {entry.name!r}",
+                                                   data):
                     # GATE_NONE: the step op below already orders the updates; per-op gating
                     # only serializes the backward pass (about 1.3x slower steps on 2 cores).
                     pairs = optimizer.compute_gradients(

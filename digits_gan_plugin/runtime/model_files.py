@@ -77,17 +77,35 @@ def _location(path, error):
 
 
 @contextlib.contextmanager
-def model_code(path, what):
+def model_code(path, what, data=None):
     """Turn any exception raised while running model-file code into a
-    ModelDefinitionError naming FILE:LINE and `what` was being done."""
+    ModelDefinitionError naming FILE:LINE and `what` was being done; data: what the
+    model was given (tower_data), since a file written for other image sizes or labels
+    fails deep inside TensorFlow with a message about tensor shapes or dtypes."""
     try:
         yield
     except ModelDefinitionError:
         raise
     except Exception as error:
+        given = f" on {data}" if data else ""
         raise ModelDefinitionError(
-            f"{_location(path, error)}: {type(error).__name__} while {what}: {error}"
+            f"{_location(path, error)}: {type(error).__name__} while {what}{given}: {' '.join(str(error).split())}"
         ) from error
+
+
+def tower_data(x, y, input_shape):
+    """'28x28x1 images with class labels' ('1x1x110 vectors', 'attribute labels 1x1x40',
+    'no labels'): what a tower's model is given, for model_code's messages."""
+    static = x.shape.as_list()[1:] if x.shape.ndims == 4 else None
+    dims = static if static and None not in static else list(input_shape)
+    images = "x".join(str(n) for n in dims) + (" vectors" if dims[:2] == [1, 1] else " images")
+    if y is None:
+        labels = "no labels"
+    elif y.dtype.is_integer:
+        labels = "class labels"
+    else:
+        labels = "attribute labels " + "x".join(str(n) for n in y.shape.as_list()[1:])
+    return f"{images} with {labels}"
 
 
 def _read_source(path):
