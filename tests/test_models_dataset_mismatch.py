@@ -71,3 +71,18 @@ def test_a_user_file_failing_inside_tensorflow_says_what_it_was_given(datasets, 
                                                    r"on 64x64x3 images with attribute labels 1x1x4: ") as caught:
         dry_run(datasets / "faces", network, tmp_path)
     assert "\n" not in str(caught.value)
+
+
+def test_a_long_multi_line_exception_message_becomes_one_bounded_line(datasets, tmp_path):
+    network = tmp_path / "noisy.py"
+    network.write_text(textwrap.dedent("""
+        class UserModel(Tower):
+            @model_property
+            def loss(self):
+                raise ValueError('shapes:\\n' + '\\n'.join(['[64, 28, 28, 1] vs [64, 64, 64, 3]'] * 200))
+    """))
+    with pytest.raises(ModelDefinitionError, match=r"noisy\.py:\d+: ValueError while building the train tower on "
+                                                   r"28x28x1 images with class labels: shapes: \[64, 28") as caught:
+        dry_run(datasets / "digits", network, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith("...") and len(message) < 1000

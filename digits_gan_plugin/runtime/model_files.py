@@ -76,6 +76,9 @@ def _location(path, error):
     return f"{path}:{frames[-1].lineno}" if frames else str(path)
 
 
+MAX_DETAIL = 600  # characters of an exception's message quoted in a one-line error
+
+
 @contextlib.contextmanager
 def model_code(path, what, data=None):
     """Turn any exception raised while running model-file code into a
@@ -88,9 +91,10 @@ def model_code(path, what, data=None):
         raise
     except Exception as error:
         given = f" on {data}" if data else ""
-        raise ModelDefinitionError(
-            f"{_location(path, error)}: {type(error).__name__} while {what}{given}: {' '.join(str(error).split())}"
-        ) from error
+        detail = " ".join(str(error).split())  # one line; --debug shows the whole traceback
+        detail = detail if len(detail) <= MAX_DETAIL else detail[:MAX_DETAIL - 3] + "..."
+        raise ModelDefinitionError(f"{_location(path, error)}: {type(error).__name__} while {what}{given}: {detail}") \
+            from error
 
 
 def tower_data(x, y, input_shape):
@@ -103,8 +107,10 @@ def tower_data(x, y, input_shape):
         labels = "no labels"
     elif y.dtype.is_integer:
         labels = "class labels"
-    else:
+    elif y.shape.ndims:
         labels = "attribute labels " + "x".join(str(n) for n in y.shape.as_list()[1:])
+    else:
+        labels = "float labels"
     return f"{images} with {labels}"
 
 
@@ -129,7 +135,7 @@ def run_error(error, path, what, graph=None):
     message = getattr(error, "message", "") or str(error)
     lines = [line.strip() for line in message.splitlines()
              if line.strip() and not line.strip().startswith("Graph execution error")]
-    detail = " ".join(re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", lines[0] if lines else "").split())[:300]
+    detail = " ".join(re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", lines[0] if lines else "").split())[:MAX_DETAIL]
     path = Path(path).resolve()  # as load_model_class compiled it
     line = _model_line(error, message, str(path), graph)
     if line:
