@@ -18,6 +18,7 @@ classification datasets (`<stage>/` is the LMDB, labels.txt names the classes).
 
 No TensorFlow at module level: only `DatasetReader.tf_dataset` imports it.
 """
+import ctypes
 import errno
 import functools
 import io
@@ -216,11 +217,28 @@ class _WorkerInterrupted(Exception):
 _worker_state = {}  # plugin and encoding of a worker process, set by _init_worker
 
 
-def _init_worker(plugin, encoding):
+def _init_worker(plugin, encoding, parent_pid):
     # Ctrl-C is handled by the main process, which terminates the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
     _single_threaded_blas()
     _worker_state.update(plugin=plugin, encoding=encoding)
+
+
+PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
+
+
+def _die_with_parent(parent_pid):
+    """A worker whose build process is killed outright (kill -9, the OOM killer) dies with
+    it, instead of finishing its chunk and printing the pool's BrokenPipeError tracebacks
+    into the user's terminal. Linux only; elsewhere the workers end at their next send."""
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _single_threaded_blas():
@@ -260,7 +278,7 @@ class _Encoder:
 
     def __enter__(self):
         if self.workers > 1:
-            self.pool = _QuietPool(self.workers, _init_worker, (self.plugin, self.encoding),
+            self.pool = _QuietPool(self.workers, _init_worker, (self.plugin, self.encoding, os.getpid()),
                                    context=multiprocessing.get_context("fork"))
         return self
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import lmdb
 import numpy as np
@@ -217,6 +218,50 @@ def test_overwrite_killed_between_its_renames_keeps_the_old_dataset(tmp_path, ca
     err = capsys.readouterr().err
     assert "restored the previous version" in err and "an unfinished new version" in err
     assert os.listdir(tmp_path) == ["ds"]
+
+
+SLOW_BUILD = textwrap.dedent("""
+    import os, sys, time
+    from digits_gan_plugin.data_plugins import available_plugins
+    from digits_gan_plugin.dataset_io import write_dataset
+
+    class Slow(available_plugins()["synthetic"]):
+        def encode_entry(self, entry):
+            open(os.path.join(sys.argv[2], str(os.getpid())), "w").close()  # a worker at work
+            time.sleep(0.05)
+            return super().encode_entry(entry)
+
+    write_dataset(Slow(train_count=400, val_count=0), sys.argv[1], workers=2, progress=False)
+""")
+
+
+def running(pid):
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the build through prctl (Linux)")
+def test_workers_of_a_build_killed_outright_die_with_it_silently(tmp_path):
+    marks = tmp_path / "workers"
+    marks.mkdir()
+    build = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(tmp_path / "ds"), str(marks)], cwd=ROOT,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [int(name) for name in os.listdir(marks)]
+    assert len(workers) == 2
+    build.kill()
+    err = build.communicate(timeout=30)[1]  # EOF only once the workers, holding stderr too, are gone
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(running(pid) for pid in workers)
 
 
 def test_the_next_build_recovers_a_killed_overwrite_and_says_so(tmp_path, capsys):
