@@ -218,8 +218,10 @@ _worker_state = {}  # plugin and encoding of a worker process, set by _init_work
 
 
 def _init_worker(plugin, encoding, parent_pid):
-    # Ctrl-C is handled by the main process, which terminates the pool.
+    # Ctrl-C is handled by the main process, which terminates the pool (with SIGTERM,
+    # which the command line's handler, inherited through fork, would turn into Ctrl-C).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent_pid)
     _single_threaded_blas()
     _worker_state.update(plugin=plugin, encoding=encoding)

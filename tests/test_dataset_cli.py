@@ -71,7 +71,8 @@ def test_errors_are_one_line_with_exit_2(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_ctrl_c_during_build_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("signal_number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_during_build_leaves_nothing(tmp_path, signal_number, code):
     write_mnist_idx_dir(tmp_path / "src", 10, 0)
     # a plugin whose entries are slow, so the build is surely running when SIGINT arrives
     script = (
@@ -93,9 +94,9 @@ def test_ctrl_c_during_build_leaves_nothing(tmp_path):
     while not any(name.startswith(".ds.tmp") for name in os.listdir(tmp_path)) and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal_number)
     _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 130 and "interrupted" in stderr, stderr
+    assert process.returncode == code and "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert sorted(os.listdir(tmp_path)) == ["src"]
 
 

@@ -203,6 +203,18 @@ def test_interrupted_during_start_up_the_same_command_with_resume_starts_it(data
     assert steps(job) == [4]
 
 
+def test_sigterm_is_handled_as_ctrl_c_checkpoint_and_exit_143(dataset, tmp_path):
+    # kill, docker stop and batch schedulers' time limits send SIGTERM: the job must not lose
+    # the steps since its last checkpoint
+    job = tmp_path / "job"
+    result = child(train_args(dataset, model(tmp_path), job, "--epochs", "2"), interrupt="2:TERM")
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert "interrupted at step 2" in result.stderr and "Traceback" not in result.stderr
+    assert steps(job) == [2]
+    assert main(["train", "--out", str(job), "--resume", "--no-progress"]) == 0
+    assert steps(job)[-1] == 8
+
+
 def test_ctrl_c_inside_an_epoch_report_keeps_that_epochs_row(dataset, tmp_path):
     job = tmp_path / "job"
     result = child(train_args(dataset, model(tmp_path), job, "--epochs", "2"), interrupt="epoch-end:INT")

@@ -6,9 +6,12 @@ Command modules must not import TensorFlow at module level: ``--help``, listing 
 dataset building answer in well under a second.
 """
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from .. import __version__, runtime
 from ..errors import DigitsGanError
@@ -51,6 +54,12 @@ def main(argv=None):
     # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) buries our own
     # progress and error lines (see runtime.quiet_tensorflow).
     runtime.quiet_tensorflow()
+    with _terminate_as_interrupt() as terminated:
+        code = _run(args)
+    return 128 + signal.SIGTERM if code == 130 and terminated else code
+
+
+def _run(args):
     try:
         return args.func(args) or 0
     except DigitsGanError as error:
@@ -61,6 +70,28 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("digits-gan: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (kill, docker stop, a batch scheduler's time limit) handled as Ctrl-C: a
+    training job writes its checkpoint, a dataset build removes its staging folder. Yields
+    a list that holds True once SIGTERM came (the exit code is then 143, not 130). Only
+    in the main thread, where Python runs signal handlers."""
+    terminated = []
+    if threading.current_thread() is not threading.main_thread():
+        yield terminated
+        return
+
+    def interrupt(signum, frame):
+        terminated.append(True)
+        raise KeyboardInterrupt()
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
