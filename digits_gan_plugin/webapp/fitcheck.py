@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,16 @@ def check_one(dataset, network):
         return {"fits": True, "reason": "", "facts": config.get("model") or {}}
     lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
     reason = lines[-1] if lines else f"the dry run failed (exit code {code})"
-    return {"fits": False, "reason": reason.replace("digits-gan: error: ", ""), "facts": {}}
+    return {"fits": False, "reason": short_reason(reason, network), "facts": {}}
+
+
+def short_reason(error_line, network):
+    """The error line of a failed dry run as the page's table shows it, in the row of
+    `network` on the dataset already named above: without 'digits-gan: error: ', the model
+    file's path and line, and 'ValueError while building the train tower on <data>: '."""
+    reason = error_line.replace("digits-gan: error: ", "")
+    reason = re.sub(rf"^\S*{re.escape(Path(network).name)}(:\d+)?: ", "", reason)
+    return re.sub(r"^\w+ while building the \w+ tower on [^:]*: ", "", reason)
 
 
 def main(argv):
