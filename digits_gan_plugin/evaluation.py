@@ -368,6 +368,7 @@ def load_or_train_classifier(dataset_dir, settings=None, progress=True):
 # -------------------------------------------------------------------------- evaluation
 
 MIN_SAMPLES = 10  # the k-NN figures need more samples than their k (5)
+MAX_SAMPLES = 1_000_000  # generated images evaluate keeps in memory at once (and hours of CPU beyond)
 REAL_LIMIT = 10000  # real images per split judged for the references (a seeded subset beyond)
 
 
@@ -493,10 +494,10 @@ def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_setting
     if facts.conditional and per_class < 2:
         raise DataError(f"--samples {samples}: need at least 2 per class ({2 * facts.num_classes} "
                         f"for {facts.num_classes} classes)")
-    if samples < MIN_SAMPLES:
-        raise DataError(f"--samples {samples}: expected at least {MIN_SAMPLES}")
-    if attributes is not None and int(edit_samples) < 1:
-        raise DataError(f"--edit-samples {edit_samples}: expected an integer >= 1")
+    if not MIN_SAMPLES <= samples <= MAX_SAMPLES:
+        raise DataError(f"--samples {samples}: expected {MIN_SAMPLES} to {MAX_SAMPLES:,}")
+    if attributes is not None and not 1 <= int(edit_samples) <= MAX_SAMPLES:
+        raise DataError(f"--edit-samples {edit_samples}: expected 1 to {MAX_SAMPLES:,}")
     if attributes is not None and not np.isfinite(edit_scale):
         raise DataError(f"--edit-scale {edit_scale}: expected a finite number")
     dataset_dir = config["dataset"]

@@ -404,10 +404,22 @@ def run_task(name, space, seed=None, **params):
     return batch
 
 
+MAX_STEPS = 1000  # rows, columns, steps, transitions or z's of one task
+MAX_VECTORS = 100_000  # vectors (so images to generate) of one inference dataset
+
+
 def _steps(count, what):
     count = int(count)
-    if count < 1:
-        raise DataError(f"{what} is {count}, expected at least 1")
+    if not 1 <= count <= MAX_STEPS:
+        raise DataError(f"{what} is {count}, expected 1 to {MAX_STEPS}")
+    return count
+
+
+def _vector_count(count, what):
+    """`count` (the vectors a task is about to make), or DataError naming `what` when it
+    is over MAX_VECTORS."""
+    if count > MAX_VECTORS:
+        raise DataError(f"{what} make {count:,} images, more than the {MAX_VECTORS:,} an inference dataset holds")
     return count
 
 
@@ -423,8 +435,8 @@ def _fractions(count):
 Z_HELP = "numbers separated by spaces or commas, brackets allowed; empty: random"
 Z = Option("z", str, "", help=f"z vector: {Z_HELP}")
 LABEL = Option("label", int, None, min=0, help="class of conditional models; empty: random")
-ROWS = Option("rows", int, 10, min=1, help="grid rows")
-STEPS = Option("steps", int, 10, min=1, help="images along the sweep (style sweep: its rows, DIGITS' row "
+ROWS = Option("rows", int, 10, min=1, max=MAX_STEPS, help="grid rows")
+STEPS = Option("steps", int, 10, min=1, max=MAX_STEPS, help="images along the sweep (style sweep: its rows, DIGITS' row "
                                               "count; attribute edit: its columns)")
 
 
@@ -492,8 +504,8 @@ def single_image(space, rng, z="", label=None):
 @register_task("animation", "Animation", [
     Option("zs", str, "", help="the z vectors to visit, one after another (any separators; "
                                 "z_dim numbers each); empty: `count` random ones"),
-    Option("count", int, 4, min=2, help="number of random z vectors when none are given"),
-    Option("transitions", int, 10, min=1, help="frames from one z to the next"),
+    Option("count", int, 4, min=2, max=MAX_STEPS, help="number of random z vectors when none are given"),
+    Option("transitions", int, 10, min=1, max=MAX_STEPS, help="frames from one z to the next"),
     LABEL,
 ])
 def animation(space, rng, zs="", count=4, transitions=10, label=None):
@@ -508,6 +520,7 @@ def animation(space, rng, zs="", count=4, transitions=10, label=None):
         keys = [space.z(None, rng) for _ in range(_steps(count, "count"))]
     if len(keys) < 2:
         raise DataError(f"animation needs at least 2 z vectors, got {len(keys)}")
+    _vector_count(len(keys) * transitions, f"{len(keys)} z's x {transitions} transitions")
     label = _label_or_random(space, rng, label)
     t = np.arange(transitions) / transitions
     path = np.concatenate([slerp(keys[i], keys[(i + 1) % len(keys)], t) for i in range(len(keys))])
@@ -520,13 +533,14 @@ def animation(space, rng, zs="", count=4, transitions=10, label=None):
     Option("sink1", str, "", help=f"z at the top right: {Z_HELP}"),
     Option("sink2", str, "", help=f"z at the bottom left: {Z_HELP}"),
     ROWS,
-    Option("cols", int, 10, min=2, help="grid columns"),
+    Option("cols", int, 10, min=2, max=MAX_STEPS, help="grid columns"),
     LABEL,
 ])
 def analogy(space, rng, source="", sink1="", sink2="", rows=10, cols=10, label=None):
     """Corners source (top left), sink1 (top right), sink2 (bottom left) and
     sink1 + sink2 - source (bottom right); the grid between is slerped along both axes."""
     rows, cols = _steps(rows, "rows"), _steps(cols, "cols")
+    _vector_count(rows * cols, f"{rows} rows x {cols} columns")
     if rows < 2 or cols < 2:
         raise DataError(f"analogy grid is {rows}x{cols}, expected at least 2x2")
     source = space.z(source, rng, "source")

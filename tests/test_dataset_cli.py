@@ -34,6 +34,22 @@ def test_help_is_fast_and_does_not_import_tensorflow():
     assert float(seconds) < 1.0
 
 
+def test_running_out_of_memory_is_one_line(capsys):
+    import argparse
+
+    from digits_gan_plugin import cli
+
+    def greedy(args):
+        raise MemoryError("Unable to allocate 82.0 GiB for an array with shape (100000000, 110)")
+
+    assert cli._run(argparse.Namespace(func=greedy, debug=False)) == 2
+    assert capsys.readouterr().err.strip() == (
+        "digits-gan: error: out of memory (Unable to allocate 82.0 GiB for an array with shape (100000000, 110)); "
+        "ask for fewer images, a smaller batch or grid")
+    with pytest.raises(MemoryError):
+        cli._run(argparse.Namespace(func=greedy, debug=True))
+
+
 def test_version_names_the_package_version():
     from digits_gan_plugin import __version__
 

@@ -191,7 +191,7 @@ def test_attribute_vectors_are_checked_before_any_model_is_built(faces_job, tmp_
     save_arrays(tmp_path / "other.npz", {"names": np.array(["Smiling"]), "vectors": np.ones((1, 2), np.float32)})
     with pytest.raises(DataError, match="none of its attribute vectors \\(Smiling\\) is a label of the judge"):
         ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "other.npz"))
-    with pytest.raises(DataError, match="--edit-samples 0: expected an integer >= 1"):
+    with pytest.raises(DataError, match="--edit-samples 0: expected 1 to 1,000,000"):
         ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "other.npz"), edit_samples=0)
     save_arrays(tmp_path / "wide.npz", {"names": np.array(["Bright"]), "vectors": np.ones((1, 5), np.float32)})
     with pytest.raises(DataError, match="wide.npz"):

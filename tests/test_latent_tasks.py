@@ -57,6 +57,18 @@ def test_class_sweep_label_variant_keeps_z_and_stops_before_next_class():
         run_task("class-sweep", COND, seed=3, interpolate="sideways")
 
 
+@pytest.mark.parametrize("task, params, expected", [
+    ("class-sweep", {"rows": 1001}, "rows is 1001, expected 1 to 1000"),
+    ("style-sweep", {"steps": 0}, "steps is 0, expected 1 to 1000"),
+    ("animation", {"count": 400, "transitions": 400}, "400 z's x 400 transitions make 160,000 images, more than "
+                                                       "the 100,000 an inference dataset holds"),
+    ("analogy", {"rows": 500, "cols": 300}, "500 rows x 300 columns make 150,000 images"),
+])
+def test_oversized_tasks_are_refused_before_any_vector_is_made(task, params, expected):
+    with pytest.raises(DataError, match=expected):
+        run_task(task, COND, seed=0, **params)
+
+
 def test_class_sweep_needs_conditional_model():
     with pytest.raises(DataError, match="class-conditional"):
         run_task("class-sweep", UNCOND, seed=0)
