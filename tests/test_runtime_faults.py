@@ -228,3 +228,63 @@ def test_ctrl_c_inside_an_epoch_report_keeps_that_epochs_row(dataset, tmp_path):
     assert final[0]["loss"] == first[0]["loss"] and final[0]["val_loss"] != ""  # completed, not lost
     assert (job / "samples" / "fakes_epoch0001.png").is_file()
     assert json.loads((job / "config.json").read_text())["created"]
+
+
+# ------------------------------------------------------------------ absurd sizes
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--batch-size", "1000000000"], "--batch-size 1000000000: one batch of 1x8x8 inputs is 238 GiB as float32, "
+                                     "more than this machine's"),
+    (["--devices", "100000"], "--devices 100000: no GPU is visible, and at most 64 logical CPU devices"),
+])
+def test_sizes_tensorflow_would_crash_on_are_one_line(dataset, tmp_path, capsys, flags, expected):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU") and "--devices" in flags:
+        pytest.skip("a GPU machine takes --devices N as GPUs")
+    assert main(train_args(dataset, model(tmp_path), tmp_path / "job", "--max-steps", "1", *flags)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"digits-gan: error: {expected}") and "\n" not in err, err
+
+
+def test_thread_counts_beyond_1024_are_refused_by_the_flag(dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(train_args(dataset, model(tmp_path), tmp_path / "job", "--threads", "100000"))
+    assert caught.value.code == 2 and "--threads: 100000 is above the maximum 1024" in capsys.readouterr().err
+
+
+def test_the_loss_curve_leaves_out_values_its_axis_cannot_hold(tmp_path):
+    from digits_gan_plugin.runtime.charts import save_metrics_chart
+
+    rows = [{"epoch": "1", "step": "4", "loss": "0.5", "lr": "1e+308"},
+            {"epoch": "2", "step": "8", "loss": "inf", "lr": "1e+308"},
+            {"epoch": "3", "step": "12", "loss": "-1e300", "lr": "1e+308"}]
+    save_metrics_chart(rows, ["loss"], tmp_path / "curve.png")  # --lr 1e308 made matplotlib overflow
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+OOM_MODEL = '''
+class UserModel(Tower):
+    z_dim = 4
+
+    @model_property
+    def inference(self):
+        return tf.cast(self.x, tf.uint8)
+
+    @model_property
+    def loss(self):
+        w = tf.get_variable("w", [])
+        rows = tf.shape(self.x)[0] * 2 ** 20  # 16 TiB of float32, asked for only once the step runs
+        huge = tf.random.uniform(tf.stack([rows, 2 ** 16]))
+        return tf.reduce_mean(self.x) * w + 0.0 * tf.reduce_sum(huge)
+'''
+
+
+def test_running_out_of_memory_in_a_step_is_one_line_with_the_remedy(dataset, tmp_path, capsys):
+    network = tmp_path / "network-oom.py"
+    network.write_text(OOM_MODEL)
+    assert main(train_args(dataset, network, tmp_path / "job", "--max-steps", "1")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "ResourceExhaustedError while running step 0 (epoch 1)" in err, err
+    assert "OOM when allocating tensor with shape[" in err and "Hint" not in err, err
+    assert err.endswith("; out of memory: try a smaller --batch-size"), err

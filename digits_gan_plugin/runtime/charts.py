@@ -10,6 +10,7 @@ import math
 from ..files import atomic_write
 
 NOT_PLOTTED = ("epoch", "step", "images_per_sec")
+PLOT_LIMIT = 1e30  # larger values (an --lr 1e308, a diverged loss) are left out: matplotlib's axis overflows
 
 
 def group_columns(columns, loss_names):
@@ -35,7 +36,7 @@ def _value(row, column):
         value = float(row.get(column) or "nan")
     except ValueError:
         return math.nan
-    return value
+    return value if abs(value) <= PLOT_LIMIT else math.nan
 
 
 def save_metrics_chart(rows, loss_names, path):

@@ -30,6 +30,9 @@ STARTUP_TIMEOUT_S = 300  # a full queue for this long makes a worker probe the c
 TRACE_ENV = "DIGITS_GAN_TRACE_ITEMS"  # directory: each process appends the item indices it feeds
 
 
+MAX_LOGICAL_CPUS = 64
+
+
 def local_devices(spec):
     """Device names for `--devices`: an int N (the first N GPUs; on a machine without
     GPUs, N logical CPU devices, useful for testing only), a comma-separated string of
@@ -46,6 +49,9 @@ def local_devices(spec):
             if spec > len(gpus):
                 raise TrainingError(f"--devices {spec}: only {len(gpus)} GPU(s) visible")
             return [f"/device:GPU:{index}" for index in range(spec)]
+        if spec > MAX_LOGICAL_CPUS:
+            raise TrainingError(f"--devices {spec}: no GPU is visible, and at most {MAX_LOGICAL_CPUS} logical CPU "
+                                f"devices can stand in for GPUs (for testing; one device trains fastest on CPUs)")
         names = [f"/device:CPU:{index}" for index in range(spec)]
     else:
         names = list(spec)

@@ -135,7 +135,12 @@ def run_error(error, path, what, graph=None):
     message = getattr(error, "message", "") or str(error)
     lines = [line.strip() for line in message.splitlines()
              if line.strip() and not line.strip().startswith("Graph execution error")]
+    nodes = [index for index, line in enumerate(lines) if line.startswith("Node: ")]
+    if nodes:  # "Detected at node X defined at (most recent call last): <stack> Node: 'X' <the error>"
+        lines = [" ".join(lines[nodes[-1] + 1:])]
     detail = " ".join(re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", lines[0] if lines else "").split())[:MAX_DETAIL]
+    if type(error).__name__ == "ResourceExhaustedError":  # an OOM: the batch, not the model file, is too big
+        detail = detail.split(" Hint: ")[0] + "; out of memory: try a smaller --batch-size"
     path = Path(path).resolve()  # as load_model_class compiled it
     line = _model_line(error, message, str(path), graph)
     if line:
@@ -160,11 +165,11 @@ def _model_line(error, message, path, graph):
 
 def model_run_errors():
     """The TensorFlow errors a model's own ops raise at run time (bad shapes, failed
-    assertions, exceptions inside py_func)."""
+    assertions, exceptions inside py_func, running out of memory)."""
     import tensorflow.compat.v1 as tf
 
     return (tf.errors.InvalidArgumentError, tf.errors.UnknownError, tf.errors.InternalError,
-            tf.errors.UnimplementedError)
+            tf.errors.UnimplementedError, tf.errors.ResourceExhaustedError)
 
 
 def load_model_class(path):

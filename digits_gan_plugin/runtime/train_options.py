@@ -36,7 +36,7 @@ TRAIN_OPTIONS = [
     Option("devices", str, "1", "N (first N GPUs; without GPUs N logical CPU devices, for testing) or "
            "comma-separated device names: one tower per device, the batch split evenly"),
     Option("max_steps", int, None, "stop after this many steps in total", min=1),
-    Option("threads", int, None, "TensorFlow threads (default: all usable cores)", min=1),
+    Option("threads", int, None, "TensorFlow threads (default: all usable cores)", min=1, max=1024),
     Option("xla", str, "auto", "XLA auto-clustering of the training step: on, off, or auto (see docs/scaling.md)",
            choices=("auto", "on", "off")),
     Option("weights", str, None, "initialize the variables matching by name and shape from another job "

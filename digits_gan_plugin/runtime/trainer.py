@@ -116,6 +116,7 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
     reader = DatasetReader(options.dataset)
     if "train_db" not in reader.stages or reader.count("train_db") == 0:
         raise TrainingError(f"{options.dataset}: the dataset has no train_db entries")
+    _check_batch_fits(options.batch_size, reader.feature_shape)
     plan = _plan(options, reader.count("train_db"))
     model_class = load_model_class(options.network)
     options = replace(options, ema_decay=ema.job_decay(options.ema_decay, model_class, options.network))
@@ -141,6 +142,20 @@ def train(options, out, resume=False, dry_run=False, progress=True, step_callbac
         write_json_atomic(paths.config, config)
         write_text_atomic(paths.network, resolve_network(options.network).read_text(encoding="utf-8"))
         return _run(options, config, paths, reader, built, plan, start_checkpoint, progress, step_callback, cluster)
+
+
+def _check_batch_fits(batch_size, feature_shape):
+    """TrainingError when one batch of float32 inputs alone would not fit in the machine's
+    memory (TensorFlow would abort or crash on the allocation, not fail in one line)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    batch_bytes = batch_size * int(np.prod(feature_shape)) * 4
+    if batch_bytes > memory:
+        raise TrainingError(f"--batch-size {batch_size}: one batch of {'x'.join(map(str, feature_shape))} inputs is "
+                            f"{batch_bytes / 2**30:,.0f} GiB as float32, more than this machine's "
+                            f"{memory / 2**30:,.0f} GiB of memory")
 
 
 def _plan(options, train_count):
