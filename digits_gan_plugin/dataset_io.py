@@ -379,6 +379,22 @@ def _progress_bar(total, stage, progress):
     return tqdm(total=total, desc=stage, unit="img")
 
 
+def _why_skipped(plugin, entries):
+    """' (the first: <its error>)' when a plugin that skips unreadable entries unless
+    `strict` (CelebA) fails on the first one again with `strict` on, else ''."""
+    if not entries or not isinstance(getattr(plugin, "strict", None), bool):
+        return ""
+    lenient = plugin.strict
+    plugin.strict = True
+    try:
+        plugin.encode_entry(entries[0])
+    except DataError as error:
+        return f" (the first: {error})"
+    finally:
+        plugin.strict = lenient
+    return ""
+
+
 def _write_stage(encoder, entries, stage, stage_dir, progress):
     """Encode and write one stage; returns (stage meta dict, skipped entry strings)."""
     os.makedirs(stage_dir)
@@ -412,7 +428,8 @@ def _write_stage(encoder, entries, stage, stage_dir, progress):
         if labels_db is not None:
             labels_db.close()
     if count == 0:
-        raise DataError(f"{stage}: none of its {len(entries)} entries could be encoded")
+        raise DataError(f"{stage}: none of its {len(entries)} entries could be encoded"
+                        f"{_why_skipped(encoder.plugin, entries)}")
     shape, dtype, label_kind, label_shape = first
     is_image = np.dtype(dtype) == np.uint8
     with open(os.path.join(stage_dir, MEAN_FILE), "wb") as handle:

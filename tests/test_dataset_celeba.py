@@ -63,6 +63,14 @@ def test_unreadable_image_is_skipped_and_reported(tmp_path):
     assert sorted((tmp_path / "ds" / "skipped.txt").read_text().split()) == ["000003.jpg", "000005.jpg"]
 
 
+def test_a_stage_with_every_image_skipped_says_why_the_first_was(tmp_path):
+    write_celeba_dir(tmp_path / "src", COLOURS)
+    with pytest.raises(DataError, match=r"train_db: none of its \d+ entries could be encoded \(the first: "
+                                        r".*\.jpg: image is 178x218, smaller than the 500px crop\)"):
+        build(tmp_path, crop=500, val_fraction=0.0)
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
 def test_unreadable_image_with_strict_fails_naming_it(tmp_path):
     write_celeba_dir(tmp_path / "src", COLOURS)
     (tmp_path / "src" / "img_align_celeba" / "000003.jpg").write_text("text, not a JPEG")

@@ -73,7 +73,7 @@ def _run(args):
     except MemoryError as error:  # numpy's names the size and shape it could not allocate
         if args.debug:
             raise
-        print(f"digits-gan: error: out of memory ({error or 'an allocation failed'}); ask for fewer images, "
+        print(f"digits-gan: error: out of memory ({str(error) or 'an allocation failed'}); ask for fewer images, "
               f"a smaller batch or grid", file=sys.stderr)
         return 2
 

@@ -18,6 +18,7 @@ from ..options import Option
 from . import GanInferenceForms, OptionsPlugin, class_label, no_label
 
 PATTERNS = ("noise", "ramp", "classes")
+MAX_COUNT = 10_000_000  # images per stage (a synthetic set is for tests and benchmarks)
 
 
 class DataIngestion(GanInferenceForms, OptionsPlugin):
@@ -31,9 +32,9 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
                                                          "0: no class labels"),
         Option("attributes", int, 0, min=0, max=1000, help="number of +-1 attributes per image (1,1,K labels), "
                                                             "instead of classes; 0: none"),
-        Option("train_count", int, 64, min=1, help="number of images in train_db"),
-        Option("val_count", int, 16, min=0, help="number of images in val_db"),
-        Option("test_count", int, 0, min=0, help="number of images in test_db"),
+        Option("train_count", int, 64, min=1, max=MAX_COUNT, help="number of images in train_db"),
+        Option("val_count", int, 16, min=0, max=MAX_COUNT, help="number of images in val_db"),
+        Option("test_count", int, 0, min=0, max=MAX_COUNT, help="number of images in test_db"),
         Option("pattern", str, "noise", choices=PATTERNS,
                help="noise: random pixels; ramp: flat grey (index x step) mod 256; classes: brighter per class"),
         Option("step", int, 1, min=0, max=255, help="ramp: grey step from one image to the next"),
