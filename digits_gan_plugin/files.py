@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -83,10 +84,12 @@ def _process_alive(pid):
 
 @contextlib.contextmanager
 def staged_folder(out, what):
-    """Yield a fresh staging folder beside `out` (staging_dir, so recover_staged
-    cleans up after a killed run); renamed to `out` when the block completes, removed
+    """Yield a fresh staging folder beside `out` (staging_dir; recover_staged first
+    cleans up after a killed earlier run); renamed to `out` when the block completes, removed
     when it fails. OSError becomes one DataError line naming `out` and `what`."""
     out = Path(out)
+    for line in recover_staged(out):  # what a killed earlier run left beside `out`
+        print(f"digits-gan: {line}", file=sys.stderr)
     staged = Path(staging_dir(out))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,8 @@ def test_bad_input_one_line_exit_2(jobs, tmp_path, capsys, monkeypatch):
                                                                "--out", tmp_path / "x")
     assert "--opset 12" in fails("export", jobs["gan"], "--format", "onnx", "--opset", "12", "--out", tmp_path / "x")
     assert "--batch 0" in fails("export", jobs["gan"], "--format", "tflite", "--batch", "0", "--out", tmp_path / "x")
+    assert "--batch 100000000: expected 1 to 4096" in fails("export", jobs["gan"], "--format", "tflite", "--batch",
+                                                           "100000000", "--out", tmp_path / "x")  # it segfaulted
     assert "not a training job" in fails("export", tmp_path, "--out", tmp_path / "x")
     assert "not an encoder job" in fails("export", jobs["gan"], "--encoder", jobs["simple"], "--out", tmp_path / "x")
     (tmp_path / "taken").mkdir()

@@ -212,6 +212,16 @@ def test_full_disk_leaves_no_result_and_keeps_the_old_one(tmp_path, monkeypatch)
     assert sorted(os.listdir(tmp_path)) == before
 
 
+def test_a_killed_runs_staged_result_is_removed_by_the_next_write_which_says_so(tmp_path, capsys):
+    from digits_gan_plugin.files import staging_dir
+
+    dead = staging_dir(tmp_path / "res", pid=2 ** 22 + 1)  # as a run killed mid-write leaves it (export too)
+    os.makedirs(dead)
+    jobdir.write_result(tmp_path / "res", encoder_arrays(), {"task": "new"})
+    assert sorted(os.listdir(tmp_path)) == ["res"]
+    assert "an unfinished new version left by an interrupted run" in capsys.readouterr().err
+
+
 def test_output_folder_that_cannot_be_created(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(DataError, match="a-file/res: cannot write the inference result"):

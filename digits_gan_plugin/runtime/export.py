@@ -38,6 +38,7 @@ from ..latent import save_arrays
 from .inference import load_generator
 
 FORMATS = ("savedmodel", "tflite", "onnx")
+MAX_TFLITE_BATCH = 4096  # the converter crashes (not fails) on absurd fixed batches
 MIN_OPSET = 15
 DEFAULT_OPSET = 17
 SAVED_MODEL = "saved_model"
@@ -237,8 +238,8 @@ def check_formats(formats, opset=DEFAULT_OPSET, batch=1):
             raise DataError(f"--format {name} needs {', '.join(missing)}, which is not installed: {hint}")
     if "onnx" in formats and opset < MIN_OPSET:
         raise DataError(f"--opset {opset}: expected {MIN_OPSET} or higher")
-    if batch < 1:
-        raise DataError(f"--batch {batch}: expected an integer >= 1 (the TFLite model's fixed batch)")
+    if not 1 <= batch <= MAX_TFLITE_BATCH:
+        raise DataError(f"--batch {batch}: expected 1 to {MAX_TFLITE_BATCH} (the TFLite model's fixed batch)")
     return formats
 
 
