@@ -27,9 +27,20 @@ def datasets(tmp_path_factory):
     return root
 
 
-def dry_run(dataset, network, tmp_path):
+def fails_in_one_line(dataset, network, tmp_path, pattern):
+    """The ModelDefinitionError message of a dry run of `network` on `dataset`."""
     options = TrainOptions(dataset=str(dataset), network=str(network), epochs=1, batch_size=4, seed=0, threads=1)
-    return train(options, tmp_path / "job", dry_run=True, progress=False)
+    with pytest.raises(ModelDefinitionError, match=pattern) as caught:
+        train(options, tmp_path / "job", dry_run=True, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def user_file(tmp_path, name, source):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
 
 
 @pytest.mark.parametrize("network, dataset, expected", [
@@ -44,16 +55,13 @@ def dry_run(dataset, network, tmp_path):
     ("network-mnist-simple", "rgb32", "this network makes 28 x 28 x 1 images; the dataset has 32 x 32 x 3 images"),
 ])
 def test_a_shipped_network_names_what_the_dataset_lacks(datasets, tmp_path, network, dataset, expected):
-    with pytest.raises(ModelDefinitionError, match=rf"{network}\.py(:\d+)?: .*{re.escape(expected)}") as caught:
-        dry_run(datasets / dataset, network, tmp_path)
-    assert "\n" not in str(caught.value)
+    fails_in_one_line(datasets / dataset, network, tmp_path, rf"{network}\.py(:\d+)?: .*{re.escape(expected)}")
 
 
 def test_a_user_file_failing_inside_tensorflow_says_what_it_was_given(datasets, tmp_path):
     # a file written for 28x28 digits whose layer sizes are fixed: TensorFlow's shape
     # error alone would not say that the dataset holds 64x64x3 images
-    network = tmp_path / "fixed-size.py"
-    network.write_text(textwrap.dedent("""
+    network = user_file(tmp_path, "fixed-size.py", """
         class UserModel(Tower):
             @model_property
             def inference(self):
@@ -66,23 +74,18 @@ def test_a_user_file_failing_inside_tensorflow_says_what_it_was_given(datasets, 
                 loss = tf.reduce_mean(tf.matmul(flat, weights[:, :1] * tf.ones([28 * 28, 1])) +
                                       tf.reduce_sum(tf.reshape(self.x, [4, 64 * 64 * 3]) * tf.ones([5, 1])))
                 return [{'loss': loss, 'vars': [weights]}]
-    """))
-    with pytest.raises(ModelDefinitionError, match=r"fixed-size\.py:\d+: ValueError while building the train tower "
-                                                   r"on 64x64x3 images with attribute labels 1x1x4: ") as caught:
-        dry_run(datasets / "faces", network, tmp_path)
-    assert "\n" not in str(caught.value)
+    """)
+    fails_in_one_line(datasets / "faces", network, tmp_path, r"fixed-size\.py:\d+: ValueError while building the "
+                                                             r"train tower on 64x64x3 images with attribute labels 1x1x4: ")
 
 
 def test_a_long_multi_line_exception_message_becomes_one_bounded_line(datasets, tmp_path):
-    network = tmp_path / "noisy.py"
-    network.write_text(textwrap.dedent("""
+    network = user_file(tmp_path, "noisy.py", """
         class UserModel(Tower):
             @model_property
             def loss(self):
                 raise ValueError('shapes:\\n' + '\\n'.join(['[64, 28, 28, 1] vs [64, 64, 64, 3]'] * 200))
-    """))
-    with pytest.raises(ModelDefinitionError, match=r"noisy\.py:\d+: ValueError while building the train tower on "
-                                                   r"28x28x1 images with class labels: shapes: \[64, 28") as caught:
-        dry_run(datasets / "digits", network, tmp_path)
-    message = str(caught.value)
-    assert "\n" not in message and message.endswith("...") and len(message) < 1000
+    """)
+    message = fails_in_one_line(datasets / "digits", network, tmp_path, r"noisy\.py:\d+: ValueError while building "
+                                r"the train tower on 28x28x1 images with class labels: shapes: \[64, 28")
+    assert message.endswith("...") and len(message) < 1000
