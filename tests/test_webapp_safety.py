@@ -169,6 +169,21 @@ def test_serve_refuses_an_unwritable_jobs_folder_in_one_line(tmp_path, capsys):
     assert len(error.splitlines()) == 1
 
 
+def test_serve_on_a_port_in_use_is_one_line_before_anything_is_printed(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert cli.main(["serve", "--jobs-dir", str(tmp_path / "jobs"), "--port", port]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no "web UI on http://..." for a server that never listened
+    assert captured.err.strip() == (f"digits-gan: error: --host 127.0.0.1 --port {port}: cannot listen there "
+                                    f"(Address already in use); another program uses that port: pick another "
+                                    f"with --port")
+
+
 # ------------------------------------------------------------------ one run at a time
 def test_four_resume_clicks_start_one_run(app, jobs_dir):
     sleeper = [sys.executable, "-c", "import time; print('run', flush=True); time.sleep(3)"]

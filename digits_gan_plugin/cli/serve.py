@@ -1,4 +1,5 @@
 """``digits-gan serve``: the local DIGITS-style web UI (Flask; no TensorFlow in the server)."""
+import errno
 import os
 
 from ..errors import DataError, DigitsGanError
@@ -35,6 +36,21 @@ def register(subparsers):
     parser.set_defaults(func=run_serve)
 
 
+def _check_can_listen(host, port):
+    """DataError naming --host/--port when nothing can listen there (a port in use:
+    Werkzeug would print its own two lines after ours and exit 1)."""
+    import socket
+
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            probe.bind(address)
+    except OSError as error:
+        hint = "; another program uses that port: pick another with --port" if error.errno == errno.EADDRINUSE else ""
+        raise DataError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error}){hint}") from None
+
+
 def run_serve(args):
     port = port_number(args.port)
     if args.max_upload_mb < 1:
@@ -50,6 +66,7 @@ def run_serve(args):
             raise DataError(f"--allow-root {root}: no such folder")
     app = create_app(args.jobs_dir, allow_roots=args.allow_root, max_upload_mb=args.max_upload_mb,
                      hosts=served_hosts(args.host, args.allow_host))
+    _check_can_listen(args.host, port)
     print(f"digits-gan web UI on http://{args.host}:{port}/ (jobs in {os.path.abspath(args.jobs_dir)})")
     try:
         app.run(host=args.host, port=port, threaded=True, use_reloader=False)
