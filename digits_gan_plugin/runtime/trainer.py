@@ -412,11 +412,6 @@ def _local_session(graph, threads, xla=False):
                             allow_soft_placement=True)  # CPU-only ops inside a GPU tower
     if xla:
         config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
-    import os  # TEMPORARY A/B switch
-    if os.environ.get("DG_AB") == "nospin":
-        config.experimental.disable_thread_spinning = True
-    if os.environ.get("DG_AB") == "static":
-        config.experimental.optimize_for_static_graph = True
     return tf.Session(graph=graph, config=config)
 
 
