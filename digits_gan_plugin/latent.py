@@ -415,12 +415,11 @@ def _steps(count, what):
     return count
 
 
-def _vector_count(count, what):
-    """`count` (the vectors a task is about to make), or DataError naming `what` when it
-    is over MAX_VECTORS."""
+def _check_vector_count(count, what):
+    """DataError naming `what` when the `count` vectors a task is about to make are over
+    MAX_VECTORS."""
     if count > MAX_VECTORS:
         raise DataError(f"{what} make {count:,} images, more than the {MAX_VECTORS:,} an inference dataset holds")
-    return count
 
 
 def _fractions(count):
@@ -436,8 +435,8 @@ Z_HELP = "numbers separated by spaces or commas, brackets allowed; empty: random
 Z = Option("z", str, "", help=f"z vector: {Z_HELP}")
 LABEL = Option("label", int, None, min=0, help="class of conditional models; empty: random")
 ROWS = Option("rows", int, 10, min=1, max=MAX_STEPS, help="grid rows")
-STEPS = Option("steps", int, 10, min=1, max=MAX_STEPS, help="images along the sweep (style sweep: its rows, DIGITS' row "
-                                              "count; attribute edit: its columns)")
+STEPS = Option("steps", int, 10, min=1, max=MAX_STEPS,
+               help="images along the sweep (style sweep: its rows, DIGITS' row count; attribute edit: its columns)")
 
 
 @register_task("class-sweep", "Class sweep", [
@@ -520,7 +519,7 @@ def animation(space, rng, zs="", count=4, transitions=10, label=None):
         keys = [space.z(None, rng) for _ in range(_steps(count, "count"))]
     if len(keys) < 2:
         raise DataError(f"animation needs at least 2 z vectors, got {len(keys)}")
-    _vector_count(len(keys) * transitions, f"{len(keys)} z's x {transitions} transitions")
+    _check_vector_count(len(keys) * transitions, f"{len(keys)} z's x {transitions} transitions")
     label = _label_or_random(space, rng, label)
     t = np.arange(transitions) / transitions
     path = np.concatenate([slerp(keys[i], keys[(i + 1) % len(keys)], t) for i in range(len(keys))])
@@ -540,7 +539,7 @@ def analogy(space, rng, source="", sink1="", sink2="", rows=10, cols=10, label=N
     """Corners source (top left), sink1 (top right), sink2 (bottom left) and
     sink1 + sink2 - source (bottom right); the grid between is slerped along both axes."""
     rows, cols = _steps(rows, "rows"), _steps(cols, "cols")
-    _vector_count(rows * cols, f"{rows} rows x {cols} columns")
+    _check_vector_count(rows * cols, f"{rows} rows x {cols} columns")
     if rows < 2 or cols < 2:
         raise DataError(f"analogy grid is {rows}x{cols}, expected at least 2x2")
     source = space.z(source, rng, "source")

@@ -28,9 +28,7 @@ OPERATION_TIMEOUT_MS = 60000  # chief: a step (or epoch-end call) waiting this l
 FEED_TIMEOUT_MS = 5000
 STARTUP_TIMEOUT_S = 300  # a full queue for this long makes a worker probe the chief
 TRACE_ENV = "DIGITS_GAN_TRACE_ITEMS"  # directory: each process appends the item indices it feeds
-
-
-MAX_LOGICAL_CPUS = 64
+MAX_LOGICAL_CPUS = 64  # --devices N without GPUs: logical CPU devices stand in for them (testing only)
 
 
 def local_devices(spec):
