@@ -41,11 +41,20 @@ def shot(page, name, readme=None):
 
 
 def wait_status(page, wanted="done"):
-    """Wait for the job page (which reloads itself when the job ends) to leave 'running'."""
-    page.wait_for_function("() => document.querySelector('#job-status [data-status]').textContent !== 'running'",
+    """Wait for the job page (which reloads itself when the job ends) to leave 'running'.
+    The label is server-rendered, so a new text means the reloaded page; while it reloads
+    the label is briefly missing."""
+    page.wait_for_function("() => { const label = document.querySelector('#job-status [data-status]');"
+                           " return label !== null && label.textContent !== 'running'; }",
                            timeout=JOB_TIMEOUT_MS)
+    page.wait_for_load_state("load")
     status = page.text_content("#job-status [data-status]")
     assert status == wanted, page.text_content("#job-log")
+
+
+def wait_image(page, selector):
+    page.wait_for_selector(selector)
+    page.wait_for_function("selector => document.querySelector(selector)?.naturalWidth > 0", arg=selector)
 
 
 def build_dataset(page, base, source):
@@ -59,7 +68,7 @@ def build_dataset(page, base, source):
     page.click("#create-dataset")
     wait_status(page)
     assert "train_db" in page.text_content("table")
-    page.wait_for_function("() => document.querySelector('#dataset-samples').naturalWidth > 0")
+    wait_image(page, "#dataset-samples")
     assert page.locator("#class-histogram .bar").count() == 20  # 10 classes x 2 stages
     shot(page, "dataset", "webui-dataset.png")
 
@@ -93,9 +102,10 @@ def train_stop_resume(page):
     log = page.text_content("#job-log")
     assert "starting TensorFlow" in log and "cuInit" not in log and "E0000" not in log
     assert log.count("$ digits-gan train") == 2  # the first run's log is kept after Resume
+    page.wait_for_selector("#chart-d_outputs .uplot")  # D outputs on their own panel
     assert page.locator("#chart-losses .uplot").count() == 1
-    assert page.locator("#chart-d_outputs .uplot").count() == 1  # D outputs on their own panel
-    page.wait_for_function("() => document.querySelector('#latest-sample').naturalWidth > 0")
+    assert page.locator("#chart-d_outputs .uplot").count() == 1
+    wait_image(page, "#latest-sample")
 
 
 def run_inference(page):
