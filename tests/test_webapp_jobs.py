@@ -4,6 +4,10 @@ follow the model, networks checked before a job exists, charts, and job manageme
 import io
 import json
 import re
+import subprocess
+import sys
+import time
+import urllib.request
 import zipfile
 
 import pytest
@@ -332,3 +336,58 @@ def test_tensorboard_says_how_to_install_it_when_missing(tmp_path, monkeypatch):
     token = csrf_token(client, f"/jobs/{record.name}")
     response = client.post(f"/jobs/{record.name}/tensorboard", data={"csrf_token": token})
     assert response.status_code == 422 and "pip install tensorboard" in response.get_data(as_text=True)
+
+
+SERVER_THAT_STARTS_TENSORBOARD = """
+import sys, threading, time
+from types import SimpleNamespace
+from digits_gan_plugin.webapp.tensorboard import TensorBoards
+boards = TensorBoards()
+job = SimpleNamespace(id="job", name="job", target=sys.argv[1])
+started = threading.Thread(target=boards.start, args=(job,))  # as a Flask request thread does
+started.start()
+started.join()
+child, url = boards.running["job"]
+print(child.pid, url, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie nobody reaped yet
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_tensorboard_exits_when_the_server_is_killed_outright(tmp_path):
+    from digits_gan_plugin.jobdir import JobPaths
+
+    pytest.importorskip("tensorboard")
+    target = tmp_path / "model"
+    events = JobPaths(target).events
+    events.mkdir(parents=True)
+    (events / "events.out.tfevents.1.host").write_bytes(b"")
+    server = subprocess.Popen([sys.executable, "-c", SERVER_THAT_STARTS_TENSORBOARD, str(target)],
+                              stdout=subprocess.PIPE, text=True)
+    board, url = server.stdout.readline().split()
+    board = int(board)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # it serves, after the request thread that started it ended
+        try:
+            with urllib.request.urlopen(url, timeout=2) as page:
+                assert page.status == 200
+            break
+        except OSError:
+            assert not _gone(board)
+            time.sleep(0.5)
+    else:
+        pytest.fail("TensorBoard did not answer within 60 s")
+    server.kill()
+    server.wait()
+    deadline = time.monotonic() + 10
+    while not _gone(board) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _gone(board), "TensorBoard outlived the killed server"

@@ -1,11 +1,13 @@
 """TensorBoard for a job, started on demand on 127.0.0.1 (one per job; they are
-stopped when the server exits)."""
+stopped when the server exits, and exit by themselves when it is killed outright)."""
 import atexit
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 from flask import current_app
 
@@ -44,8 +46,8 @@ class TensorBoards:
             if not events.is_dir() or not any(events.glob("events.out.tfevents.*")):
                 raise DataError(f"{job.name}: no TensorBoard events yet (they are written while training)")
             port = _free_port()
-            command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(events), "--host", "127.0.0.1",
-                       "--port", str(port)]
+            command = [sys.executable, "-m", __name__, str(os.getpid()), "--logdir", str(events),
+                       "--host", "127.0.0.1", "--port", str(port)]
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, env=runner_env())
             url = f"http://127.0.0.1:{port}/"
@@ -74,3 +76,23 @@ def start(job):
         raise DataError("TensorBoard is not installed: pip install tensorboard (or the package's 'tensorboard' "
                         "extra), then try again")
     return _boards().start(job)
+
+
+def _run_while_parent_lives(parent_pid, tensorboard_args):
+    """TensorBoard in this process until the server that started it is gone. atexit
+    does not run when the server is killed (SIGKILL, the OOM killer), and PDEATHSIG
+    would fire when the request thread that started the child ends."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    from tensorboard.main import run_main
+
+    sys.argv = ["tensorboard", *tensorboard_args]
+    run_main()
+
+
+if __name__ == "__main__":
+    _run_while_parent_lives(int(sys.argv[1]), sys.argv[2:])
