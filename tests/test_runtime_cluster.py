@@ -126,3 +126,23 @@ def test_cluster_spec_from_file_and_tf_config(tmp_path):
     spec.write_text(json.dumps({"worker": ["a:1"], "ps": ["c:3"]}))
     with pytest.raises(TrainingError, match="expected exactly one job"):
         read_cluster(spec, "worker:0", environ={})
+
+
+def test_the_lost_worker_named_is_the_one_that_no_longer_accepts_connections():
+    from digits_gan_plugin.runtime.cluster import ClusterTask, failed_worker
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{closed.getsockname()[1]}"
+    with socket.socket() as chief, socket.socket() as alive:
+        for listener in (chief, alive):
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+        workers = [f"127.0.0.1:{listener.getsockname()[1]}" for listener in (chief, alive)]
+        task = ClusterTask([workers[0], dead, workers[1]], 0)
+        own_ops_first = "Cancelled: [[{{node step}} = ...]] on /job:worker/replica:0/task:0/device:CPU:0"
+        assert failed_worker(own_ops_first, task, 7).startswith(f"worker:1 ({dead}) stopped responding at step 7 ")
+        task = ClusterTask([workers[0], workers[1]], 0)  # everyone answers (a hung worker still accepts)
+        message = failed_worker("/job:worker/replica:0/task:0 then /job:worker/replica:0/task:1", task, 3)
+        assert message.startswith(f"worker:1 ({workers[1]}) stopped responding")
+        assert failed_worker("no task named", task, 3).startswith("a worker stopped responding")

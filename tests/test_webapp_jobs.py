@@ -80,6 +80,31 @@ def test_digits_gan_jobs_lists_the_same_store(walkthrough, capsys):
     assert cli.main(["jobs", str(walkthrough / "missing")]) == 2
 
 
+def test_jobs_whose_records_cannot_be_read_are_named_not_silently_left_out(tmp_path, capsys):
+    fake_training_job(tmp_path / "good")
+    fake_training_job(tmp_path / "broken")
+    (tmp_path / "broken" / "config.json").write_text('{"model": {"z_dim": 4,')  # cut short by a full disk
+    fake_dataset(tmp_path / "data")
+    (tmp_path / "data" / "dataset.json").write_text("[]")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"name": "some other program"}')  # not ours: not named
+    jobs_dir = tmp_path / "jobs"
+    (fake_record(jobs_dir, "20260101-000000-web", "model") / "job.json").write_text("{")
+    assert cli.main(["jobs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "good") in out
+    unreadable = out.split("not listed (unreadable):\n")[1].splitlines()
+    assert sorted(unreadable) == sorted([f"  {tmp_path / 'broken' / 'config.json'}: not valid JSON "
+                                         "(Expecting property name enclosed in double quotes: line 1 column 23 "
+                                         "(char 22))",
+                                         f"  {tmp_path / 'data' / 'dataset.json'}: not a readable dataset record "
+                                         "(expected a JSON object with 'stages')"])
+    page = create_app(str(jobs_dir), allow_roots=[str(tmp_path)]).test_client().get("/").get_data(as_text=True)
+    panel = page.split('id="unreadable"')[1]
+    assert "broken/config.json: not valid JSON" in panel and "data/dataset.json" in panel
+    assert "20260101-000000-web/job.json: not a readable job record" in panel
+
+
 # ------------------------------------------------------------------ forms follow the model
 def model_record(jobs_dir, facts, job_id="20260101-000000-gan"):
     record = fake_record(jobs_dir, job_id, "model", network="network-test")

@@ -20,8 +20,9 @@ def run(args):
     for root in args.roots:
         if not os.path.isdir(root):
             raise DataError(f"{root}: no such folder")
-    items = scan(args.roots)
-    if not items:
+    problems = []
+    items = scan(args.roots, problems)
+    if not items and not problems:
         print(f"no datasets or training jobs under {', '.join(args.roots)}")
         return 0
     for kind, title in (("dataset", "datasets"), ("model", "training jobs"), ("inference", "inference results")):
@@ -30,6 +31,10 @@ def run(args):
             print(f"{title}:")
         for item in members:
             print(f"  {item.id}  {_describe(item, jobdir):40s}  {item.path}")
+    if problems:
+        print("not listed (unreadable):")
+        for problem in problems:
+            print(f"  {problem}")
     return 0
 
 

@@ -15,6 +15,7 @@ the chief fails.
 import json
 import os
 import re
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -400,8 +401,23 @@ def wait_for_workers(session, queue_sizes, task, timeout_s=STARTUP_TIMEOUT_S):
 
 
 def failed_worker(error, task, step):
-    """A one-line message naming the worker a TF error came from."""
-    match = re.search(r"/job:worker/replica:\d+/task:(\d+)", str(error))
-    who = task.describe(int(match.group(1))) if match and int(match.group(1)) < task.count else "a worker"
+    """A one-line message naming the worker a lost-worker TF error came from: the other
+    workers that no longer accept connections (killed), else the first other worker the
+    error names (it often names this task's own ops first, cancelled by the loss)."""
+    others = [index for index in range(task.count) if index != task.index]
+    gone = [index for index in others if not _accepts_connections(task.workers[index])]
+    if not gone:
+        named = [int(index) for index in re.findall(r"/job:worker/replica:\d+/task:(\d+)", str(error))]
+        gone = [index for index in named if index in others][:1]
+    who = ", ".join(task.describe(index) for index in gone) or "a worker"
     detail = " ".join(str(error.message if hasattr(error, "message") else error).split())[:300]
     return f"{who} stopped responding at step {step} ({type(error).__name__}: {detail})"
+
+
+def _accepts_connections(address, timeout_s=1.0):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError):
+        return False
+    return True

@@ -252,6 +252,12 @@ class JobManager:
                 jobs.append(Job(folder, data))
         return jobs + [self._found_job(item) for item in self.store.items(kind)]
 
+    def problems(self):
+        """One line per job or dataset that cannot be listed because its record cannot be read."""
+        broken = [f"{folder / JOB_FILE}: not a readable job record" for folder in self._own_folders()
+                  if (folder / JOB_FILE).is_file() and _read_record(folder) is None]
+        return broken + self.store.problems()
+
     def get(self, job_id):
         """The job with this id, or None (ids are folder names made by `new_folder` or
         found ids; a job folder that resolves outside the jobs dir is refused)."""

@@ -26,7 +26,8 @@ def home():
     for model in models:
         groups.setdefault(names.get(model.dataset_id) or model.dataset_name or "another dataset", []).append(model)
     return render_template("home.html", datasets=datasets, model_groups=list(groups.items()), plugins=_plugin_groups(),
-                           dataset_info={job.id: dataset_summary(job) for job in datasets})
+                           dataset_info={job.id: dataset_summary(job) for job in datasets},
+                           unreadable=manager().problems())
 
 
 def _plugin_groups():

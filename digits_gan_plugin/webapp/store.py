@@ -43,21 +43,29 @@ def read_json(path):
     return data if isinstance(data, dict) else None
 
 
-def dataset_meta(folder):
-    """dataset.json of a DIGITS-layout dataset folder (not an inference input), or None."""
-    meta = read_json(Path(folder) / DATASET_FILE)
+def dataset_meta(folder, problems=None):
+    """dataset.json of a DIGITS-layout dataset folder (not an inference input), or None;
+    why a dataset.json there is unreadable goes into `problems` when given."""
+    path = Path(folder) / DATASET_FILE
+    meta = read_json(path)
     if meta is None or not isinstance(meta.get("stages"), dict) or meta.get("latent"):
+        if problems is not None and path.is_file() and not (meta or {}).get("latent"):
+            problems.append(f"{path}: not a readable dataset record (expected a JSON object with 'stages')")
         return None
     return meta
 
 
-def training_config(folder):
-    """config.json of a training job folder, or None."""
+def training_config(folder, problems=None):
+    """config.json of a training job folder, or None; why a config.json there that is
+    not valid JSON cannot be read goes into `problems` when given (a valid one without
+    a 'model' section is some other program's file)."""
     if not jobdir.is_job(folder):
         return None
     try:
         config = jobdir.read_config(folder)
-    except DigitsGanError:  # unreadable: not listed, like any other broken file
+    except DigitsGanError as error:
+        if problems is not None:
+            problems.append(str(error))
         return None
     return config if isinstance(config.get("model"), dict) else None
 
@@ -80,9 +88,10 @@ def _found(kind, folder, root, meta):
     return Found(found_id(folder), kind, folder, str(relative), meta, folder.stat().st_mtime)
 
 
-def scan(roots):
+def scan(roots, problems=None):
     """[Found] under `roots` (real paths; symlinked folders that leave every root are
-    skipped), newest first."""
+    skipped), newest first. problems: a list for one line per dataset or job whose
+    record cannot be read (it is not listed)."""
     real_roots = [Path(root).resolve() for root in roots]
     found, seen, visited = [], set(), 0
     for root in real_roots:
@@ -96,11 +105,11 @@ def scan(roots):
             seen.add(real)
             if (real / RECORD_FILE).is_file() and real != root:
                 continue  # a web-UI job: listed by the job manager
-            meta = dataset_meta(real)
+            meta = dataset_meta(real, problems)
             if meta is not None:
                 found.append(_found("dataset", real, root, meta))
                 continue
-            config = training_config(real)
+            config = training_config(real, problems)
             if config is not None:
                 found.append(_found("model", real, root, config))
                 found += _results(real, root)
@@ -140,12 +149,18 @@ class Store:
 
     def __init__(self, roots):
         self.roots = [Path(root).resolve() for root in roots]
-        self._items, self._when = [], None
+        self._items, self._problems, self._when = [], [], None
 
     def items(self, kind=None):
         if self._when is None or time.monotonic() - self._when > CACHE_SECONDS:
-            self._items, self._when = scan(self.roots), time.monotonic()
+            self._problems = []
+            self._items, self._when = scan(self.roots, self._problems), time.monotonic()
         return [item for item in self._items if kind is None or item.kind == kind]
+
+    def problems(self):
+        """One line per found dataset or job whose record cannot be read (not listed)."""
+        self.items()
+        return list(self._problems)
 
     def forget(self):
         """Drop the cache (after a job was created, deleted or renamed)."""
