@@ -29,7 +29,7 @@ import numpy as np
 from .dataset_io import DatasetReader
 from . import jobdir
 from .files import move_into_place
-from .errors import DataError
+from .errors import DataError, os_error_reason
 from .latent import check_finite, save_arrays
 
 DEFAULT_FILENAME = "attribute_vectors.npz"
@@ -187,5 +187,5 @@ def attributes_command(encoder_job, dataset_dir, out=None, embed=500, max_images
             projector = write_projector(out.with_name(out.stem + "_projector"), z[:embed], labels[:embed], names)
     except OSError as error:
         raise DataError(f"{error.filename or out}: cannot write the attribute vectors "
-                        f"({error.strerror or error})") from None
+                        f"({os_error_reason(error)})") from None
     return result, out, projector

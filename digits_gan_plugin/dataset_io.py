@@ -34,7 +34,7 @@ import lmdb
 import numpy as np
 
 from .digits_api import STAGES
-from .errors import DataError
+from .errors import DataError, os_error_reason
 from .files import move_into_place, recover_staged, staging_dir, usable_cores
 from .proto import BlobProto, Datum
 
@@ -498,7 +498,7 @@ def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, ext
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DataError(f"{out_dir}: no space left on the device while writing the dataset "
                             f"(nothing was written; free some space and run again)") from None
-        raise DataError(f"{out_dir}: cannot write the dataset ({error.strerror or error})") from None
+        raise DataError(f"{out_dir}: cannot write the dataset ({os_error_reason(error)})") from None
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, os_error_reason
 
 
 def atomic_write(path, write):
@@ -99,7 +99,7 @@ def staged_folder(out, what):
         move_into_place(str(staged), str(out))
     except OSError as error:
         shutil.rmtree(staged, ignore_errors=True)
-        raise DataError(f"{out}: cannot write the {what} ({error.strerror or error}); nothing was written") from None
+        raise DataError(f"{out}: cannot write the {what} ({os_error_reason(error)}); nothing was written") from None
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, TrainingError
+from .errors import DataError, TrainingError, os_error_reason
 from .files import staged_folder, write_json_atomic, write_text_atomic
 from .imaging import save_png
 from .latent import ModelFacts, read_arrays, save_arrays
@@ -366,7 +366,7 @@ def write_result(out, arrays, info=None, grid=None):
             return _write_file_result(arrays_path, grid_path, arrays, grid)
         return _write_folder_result(out, arrays, info, grid)
     except OSError as error:
-        raise DataError(f"{out}: cannot write the inference result ({error.strerror or error}); "
+        raise DataError(f"{out}: cannot write the inference result ({os_error_reason(error)}); "
                         f"nothing was written") from None
 
 

@@ -171,12 +171,37 @@ def test_bad_input_one_line_exit_2(jobs, tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
-def test_failed_export_leaves_nothing(jobs, tmp_path, monkeypatch):
-    def broken(*args):
+def _full_disk_in(stage, monkeypatch):
+    """Make one write of the export fail as a full disk does there."""
+    import pathlib
+
+    import tensorflow.compat.v1 as tf
+
+    def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export, "_write_tflite", broken)
-    with pytest.raises(Exception, match="nothing was written"):
-        export.export_command(jobs["gan"], out=tmp_path / "out", formats=["tflite"])
+    if stage == "savedmodel":  # TensorFlow's own file writes raise an OpError, not OSError
+        def builder_save(*args, **kwargs):
+            raise tf.errors.ResourceExhaustedError(None, None, "saved_model.pb; No space left on device")
+        monkeypatch.setattr(tf.saved_model.Builder, "save", builder_save)
+    elif stage == "tflite":
+        write_bytes = pathlib.Path.write_bytes
+        monkeypatch.setattr(pathlib.Path, "write_bytes", lambda path, data: no_space() if path.suffix == ".tflite"
+                            else write_bytes(path, data))
+    else:
+        import tf2onnx.convert
+        monkeypatch.setattr(tf2onnx.convert, "from_graph_def", no_space)
+
+
+@pytest.mark.parametrize("stage", ["savedmodel", "tflite", "onnx"])
+def test_a_full_disk_in_any_format_is_one_line_and_leaves_nothing(jobs, tmp_path, monkeypatch, capsys, stage):
+    if stage == "onnx":
+        pytest.importorskip("tf2onnx")
+    _full_disk_in(stage, monkeypatch)
+    out = tmp_path / "out"
+    assert main(["export", str(jobs["gan"]), "--format", "savedmodel,tflite,onnx", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"digits-gan: error: {out}: cannot write the export ("), error
+    assert error[0].endswith("No space left on device); nothing was written")  # the disk, not "cannot convert"
     assert list(tmp_path.iterdir()) == []
     assert not (JobPaths(jobs["gan"]).root / "export").exists()

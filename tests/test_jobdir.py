@@ -212,6 +212,22 @@ def test_full_disk_leaves_no_result_and_keeps_the_old_one(tmp_path, monkeypatch)
     assert sorted(os.listdir(tmp_path)) == before
 
 
+def test_a_full_disk_writing_hdf5_is_the_same_one_line(tmp_path, monkeypatch):
+    import h5py
+
+    def h5py_full_disk(self, *args, **kwargs):  # h5py's OSError: errno 28, a two-line message as strerror
+        raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: time = Mon Dec  7 02:13:10 2026\n, "
+                      "filename = 'x.h5', file descriptor = 3, errno = 28, error message = 'No space left on device', "
+                      "buf = 0x55ed0d465af0, total write size = 209760)")
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", h5py_full_disk)
+    with pytest.raises(DataError) as caught:
+        jobdir.write_result(tmp_path / "file.h5", encoder_arrays(), grid=np.zeros((8, 8, 1), np.uint8))
+    assert str(caught.value) == (f"{tmp_path / 'file.h5'}: cannot write the inference result (No space left on device); "
+                                 "nothing was written")
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_killed_runs_staged_result_is_removed_by_the_next_write_which_says_so(tmp_path, capsys):
     from digits_gan_plugin.files import staging_dir
 

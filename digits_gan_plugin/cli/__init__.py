@@ -65,7 +65,7 @@ def _run(args):
     except DigitsGanError as error:
         if args.debug:
             raise
-        print(f"digits-gan: error: {error}", file=sys.stderr)
+        print(f"digits-gan: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
         print("digits-gan: interrupted", file=sys.stderr)

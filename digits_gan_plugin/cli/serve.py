@@ -2,7 +2,7 @@
 import errno
 import os
 
-from ..errors import DataError, DigitsGanError
+from ..errors import DataError, DigitsGanError, os_error_reason
 
 
 def port_number(text):
@@ -48,7 +48,7 @@ def _check_can_listen(host, port):
             probe.bind(address)
     except OSError as error:
         hint = "; another program uses that port: pick another with --port" if error.errno == errno.EADDRINUSE else ""
-        raise DataError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error}){hint}") from None
+        raise DataError(f"--host {host} --port {port}: cannot listen there ({os_error_reason(error)}){hint}") from None
 
 
 def run_serve(args):
@@ -71,5 +71,5 @@ def run_serve(args):
     try:
         app.run(host=args.host, port=port, threaded=True, use_reloader=False)
     except OSError as error:
-        raise DataError(f"--host {args.host} --port {port}: cannot listen there ({error.strerror or error})") from None
+        raise DataError(f"--host {args.host} --port {port}: cannot listen there ({os_error_reason(error)})") from None
     return 0

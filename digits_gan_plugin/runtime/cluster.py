@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TrainingError
+from .model_files import op_error_detail
 
 QUEUE_CAPACITY = 4
 OPERATION_TIMEOUT_MS = 60000  # chief: a step (or epoch-end call) waiting this long on a worker fails
@@ -410,7 +411,7 @@ def failed_worker(error, task, step):
         named = [int(index) for index in re.findall(r"/job:worker/replica:\d+/task:(\d+)", str(error))]
         gone = [index for index in named if index in others][:1]
     who = ", ".join(task.describe(index) for index in gone) or "a worker"
-    detail = " ".join(str(error.message if hasattr(error, "message") else error).split())[:300]
+    detail = op_error_detail(error, 300)
     return f"{who} stopped responding at step {step} ({type(error).__name__}: {detail})"
 
 

@@ -23,6 +23,7 @@ when the job kept one: ``"ema": true``). The uint8 output is the model's own
 (so a SavedModel gives exactly ``digits-gan infer``'s pixels); the float output is the
 model's pixel value before rounding, scaled from 0..255 to [-1, 1].
 """
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ..errors import DataError, TrainingError
 from ..files import staged_folder, write_json_atomic
 from ..latent import save_arrays
 from .inference import load_generator
+from .model_files import op_error_detail
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 MAX_TFLITE_BATCH = 4096  # the converter crashes (not fails) on absurd fixed batches
@@ -194,6 +196,18 @@ def _write_saved_model(folder, generator, encoder=None):
             builder.save()
 
 
+@contextlib.contextmanager
+def _write_errors_as_os_errors():
+    """TensorFlow's file writes (the SavedModel) fail with an OpError, not OSError
+    (a full disk is a ResourceExhaustedError): as OSError, staged_folder makes it one line."""
+    import tensorflow.compat.v1 as tf
+
+    try:
+        yield
+    except tf.errors.OpError as error:
+        raise OSError(op_error_detail(error)) from None
+
+
 def _write_tflite(path, generator, batch):
     import tensorflow.compat.v1 as tf
 
@@ -205,6 +219,8 @@ def _write_tflite(path, generator, batch):
         converter = tf.lite.TFLiteConverter.from_session(session, inputs, outputs)
         try:
             Path(path).write_bytes(converter.convert())
+        except OSError:  # the disk, not the converter
+            raise
         except Exception as error:  # ConverterError and friends: the graph has an op TFLite lacks
             raise TrainingError(f"{generator.facts.network}: TFLite cannot convert this generator "
                                 f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
@@ -218,6 +234,8 @@ def _write_onnx(path, generator, opset):
     try:
         tf2onnx.convert.from_graph_def(graph.as_graph_def(), input_names=inputs,
                                        output_names=["images:0", "pixels:0"], opset=opset, output_path=str(path))
+    except OSError:  # the disk, not the converter
+        raise
     except Exception as error:  # tf2onnx raises plain exceptions for unsupported ops
         raise TrainingError(f"{generator.facts.network}: tf2onnx cannot convert this generator "
                             f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
@@ -317,7 +335,7 @@ def export_command(job_dir, out=None, formats=("savedmodel",), encoder_job=None,
     if generator.image is None or not generator.facts.z_dim:
         raise DataError(f"{generator_job}: the inference op makes no N,H,W,C image from z; nothing to export")
     encoder = freeze(encoder_job, "last") if encoder_job else None
-    with staged_folder(out, "export") as staged:
+    with staged_folder(out, "export") as staged, _write_errors_as_os_errors():
         _write_saved_model(staged / SAVED_MODEL, generator, encoder)
         save_arrays(staged / WEIGHTS, generator.weights)
         files = [SAVED_MODEL, WEIGHTS, MODEL_JSON]

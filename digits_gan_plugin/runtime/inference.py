@@ -34,7 +34,7 @@ from ..latent import read_z_file
 from .. import jobdir
 from . import ema
 from .graph import build_tower, inference_outputs, reuse_scope
-from .model_files import load_model_class, model_run_errors, run_error
+from .model_files import load_model_class, model_run_errors, op_error_detail, run_error
 
 
 class Generator:
@@ -85,11 +85,11 @@ class Generator:
                 tf.train.Saver(var_list=names).restore(self.session, self.checkpoint)
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
             self.close()
-            raise TrainingError(f"{self.checkpoint}: does not match the model's variables: {error.message.splitlines()[0]}") from None
+            raise TrainingError(f"{self.checkpoint}: does not match the model's variables: {op_error_detail(error)}") from None
         except tf.errors.OpError as error:  # DataLossError: a shard corrupted in place (same size, bad CRC)
             self.close()
             raise TrainingError(f"{self.checkpoint}: checkpoint cannot be read ({type(error).__name__}: "
-                                f"{error.message.splitlines()[0]})") from None
+                                f"{op_error_detail(error)})") from None
 
     def __enter__(self):
         return self

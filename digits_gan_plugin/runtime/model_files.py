@@ -91,8 +91,7 @@ def model_code(path, what, data=None):
         raise
     except Exception as error:
         given = f" on {data}" if data else ""
-        detail = " ".join(str(error).split())  # one line; --debug shows the whole traceback
-        detail = detail if len(detail) <= MAX_DETAIL else detail[:MAX_DETAIL - 3] + "..."
+        detail = one_line(str(error))  # --debug shows the whole traceback
         raise ModelDefinitionError(f"{_location(path, error)}: {type(error).__name__} while {what}{given}: {detail}") \
             from error
 
@@ -127,20 +126,36 @@ def _read_source(path):
                                    f"save the model file as UTF-8") from None
 
 
+def one_line(text, limit=MAX_DETAIL):
+    """`text` on one line, cut to `limit` characters with '...' when longer."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def op_error_detail(error, limit=MAX_DETAIL):
+    """The message of a TensorFlow OpError on one line, without what TF 2 wraps
+    around it in graph mode ("Graph execution error:", "Detected at node X defined at
+    (most recent call last): <the Python stack> Node: 'X'", "[[{{node X}}]]", the
+    hint on listing allocated tensors that comes with every ResourceExhaustedError)."""
+    message = getattr(error, "message", "") or str(error)
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line.strip().startswith("Graph execution error")]
+    nodes = [index for index, line in enumerate(lines) if line.startswith("Node: ")]
+    if nodes:
+        lines = [" ".join(lines[nodes[-1] + 1:])]
+    text = re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", lines[0] if lines else "")
+    return one_line(text.split(" Hint: If you want to see a list of allocated tensors")[0], limit)
+
+
 def run_error(error, path, what, graph=None):
     """The one-line error for a TensorFlow run-time failure (tf.errors.OpError) while
     `what`: a ModelDefinitionError 'FILE:LINE: ...' when the failing op (named in the
     message, looked up in `graph`) was created by the model file at `path`, else a
     TrainingError."""
     message = getattr(error, "message", "") or str(error)
-    lines = [line.strip() for line in message.splitlines()
-             if line.strip() and not line.strip().startswith("Graph execution error")]
-    nodes = [index for index, line in enumerate(lines) if line.startswith("Node: ")]
-    if nodes:  # "Detected at node X defined at (most recent call last): <stack> Node: 'X' <the error>"
-        lines = [" ".join(lines[nodes[-1] + 1:])]
-    detail = " ".join(re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", lines[0] if lines else "").split())[:MAX_DETAIL]
+    detail = op_error_detail(error)
     if type(error).__name__ == "ResourceExhaustedError":  # an OOM: the batch, not the model file, is too big
-        detail = detail.split(" Hint: ")[0] + "; out of memory: try a smaller --batch-size"
+        detail += "; out of memory: try a smaller --batch-size"
     path = Path(path).resolve()  # as load_model_class compiled it
     line = _model_line(error, message, str(path), graph)
     if line:

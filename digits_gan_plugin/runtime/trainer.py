@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..dataset_io import DatasetReader
-from ..errors import ModelDefinitionError, TrainingError
+from ..errors import ModelDefinitionError, TrainingError, os_error_reason
 from ..files import usable_cores, write_json_atomic, write_text_atomic
 from .. import jobdir
 from . import cluster as clusters
@@ -30,7 +30,7 @@ from . import ema
 from .graph import (UpdateOps, build_train_towers, build_tower, check_entries_run, facts_from_instance,
                     inference_outputs, loss_entries, mean_entries, model_facts, reuse_scope)
 from .joblock import JobLock
-from .model_files import load_model_class, model_run_errors, resolve_network, run_error
+from .model_files import load_model_class, model_run_errors, one_line, op_error_detail, resolve_network, run_error
 from .report import EpochReport, Reporter, checkpoint_bytes, maybe_interrupt
 from .train_options import TrainOptions, options_from_config  # noqa: F401 - the public names live here too
 
@@ -556,9 +556,9 @@ class _Loop:
             self.last_checkpoint = self.built.saver.save(self.session, str(self.paths.checkpoint_prefix),
                                                          global_step=self.step)
         except (OSError, tf.errors.OpError) as error:
-            detail = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
+            detail = op_error_detail(error, 200) if isinstance(error, tf.errors.OpError) else os_error_reason(error)
             raise TrainingError(f"{self.paths.checkpoints}: cannot write the step-{self.step} checkpoint "
-                                f"({' '.join(str(detail).split())[:200]}); previous checkpoint kept: "
+                                f"({one_line(detail, 200)}); previous checkpoint kept: "
                                 f"{self.last_checkpoint or 'none'}") from None
 
 

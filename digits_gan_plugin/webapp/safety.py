@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import DataError
+from ..errors import DataError, os_error_reason
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -130,7 +130,7 @@ def check_writable_folder(folder, what="--jobs-dir"):
         os.close(handle)
         os.remove(probe)
     except OSError as error:
-        raise DataError(f"{what} {folder}: cannot write there ({error.strerror or error})") from None
+        raise DataError(f"{what} {folder}: cannot write there ({os_error_reason(error)})") from None
     return folder.resolve()
 
 
