@@ -30,3 +30,10 @@ def os_error_reason(error):
     if number is None and named:
         number = int(named.group(1))
     return os.strerror(number) if number else " ".join(str(error.strerror or error).split()) or type(error).__name__
+
+
+def os_error_line(error):
+    """One line for an OSError no caller put into words: the file(s) it names and why
+    ('a.png -> b/a.png: No space left on device')."""
+    names = " -> ".join(os.fspath(name) for name in (error.filename, error.filename2) if name is not None)
+    return f"{names}: {os_error_reason(error)}" if names else os_error_reason(error)

@@ -23,13 +23,14 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
 
 from . import jobdir
-from .errors import DataError
+from .errors import DataError, os_error_reason
 from .feature_metrics import (classifier_score, conditional_accuracy, diversity_ratios, edit_effects,
                               features_frechet_distance, kernel_inception_distance, label_accuracies,
                               majority_accuracy, manifold_metrics)
@@ -192,7 +193,7 @@ class Judge:
     when this instance was trained rather than loaded from the cache).
     """
 
-    WEIGHTS = "classifier.weights.h5"
+    WEIGHTS = "classifier.weights.npz"  # model.get_weights() in order (arr_0, arr_1, ...)
     INFO = "classifier.json"
 
     def __init__(self, model, info, directory, trained_now):
@@ -298,17 +299,22 @@ def cached_classifier(dataset_dir, settings=None):
     info_path = os.path.join(directory, Judge.INFO)
     if not os.path.isfile(info_path):
         return None
-    with open(info_path, encoding="utf-8") as handle:
-        info = json.load(handle)
-    _, model = _build_classifier(info["input_shape"], info["num_classes"], settings)
-    model.load_weights(os.path.join(directory, Judge.WEIGHTS))
+    try:
+        with open(info_path, encoding="utf-8") as handle:
+            info = json.load(handle)
+        _, model = _build_classifier(info["input_shape"], info["num_classes"], settings)
+        with np.load(os.path.join(directory, Judge.WEIGHTS), allow_pickle=False) as arrays:
+            model.set_weights([arrays[f"arr_{index}"] for index in range(len(arrays.files))])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged, or from an older release
+        shutil.rmtree(directory, ignore_errors=True)  # so that the judge trained instead takes its place
+        return None
     return Judge(model, info, directory, trained_now=False)
 
 
 def load_or_train_classifier(dataset_dir, settings=None, progress=True):
     """The cached Judge of `dataset_dir`, training it first if the cache has none.
 
-    Cache entry: <cache_root()>/classifiers/<fingerprint>/ with classifier.weights.h5 and
+    Cache entry: <cache_root()>/classifiers/<fingerprint>/ with classifier.weights.npz and
     classifier.json (settings, label kind and names, held-out accuracies); written to a
     temp dir and renamed into place. settings: ClassifierSettings, default DEFAULT_CLASSIFIER.
     Raises DataError when the dataset has no labelled train/val images (see dataset_labels).
@@ -348,11 +354,22 @@ def load_or_train_classifier(dataset_dir, settings=None, progress=True):
         judge.info.update(val_accuracy=float(per_label.mean()), label_accuracy=per_label.tolist())
     judge.info["majority_accuracy"] = majority_accuracy(y_val, num_classes)
 
+    try:
+        _write_cache_entry(judge, directory)
+    except OSError as error:  # the judge is still good for this run
+        print(f"digits-gan: cannot cache the judge in {directory} ({os_error_reason(error)}); "
+              f"it is trained again next time", file=sys.stderr)
+    return judge
+
+
+def _write_cache_entry(judge, directory):
+    """Write judge's weights and classifier.json to a staging folder beside `directory`,
+    then rename it into place (a concurrent writer that finished first wins)."""
     classifiers_dir = os.path.dirname(directory)
     os.makedirs(classifiers_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{fingerprint}.", dir=classifiers_dir)
+    staging = tempfile.mkdtemp(prefix=f".{judge.fingerprint}.", dir=classifiers_dir)
     try:
-        model.save_weights(os.path.join(staging, Judge.WEIGHTS))
+        np.savez(os.path.join(staging, Judge.WEIGHTS), *judge._model.get_weights())
         with open(os.path.join(staging, Judge.INFO), "w", encoding="utf-8") as handle:
             json.dump(judge.info, handle, indent=2)
         try:

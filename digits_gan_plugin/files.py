@@ -18,19 +18,23 @@ from .errors import DataError, os_error_reason
 def atomic_write(path, write):
     """Call ``write(tmp_path)`` on a temporary file next to `path` (same suffix, so
     writers that pick a format from it work), then rename it into place. The temporary
-    file is removed on any failure, the old `path` stays as it was."""
+    file is removed on any failure, the old `path` stays as it was. An OSError (a full
+    disk: Python's names no file) comes out naming `path`, not the temporary name."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                                        suffix=os.path.splitext(path)[1], dir=directory)
-    os.close(handle)
+    tmp_path = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        handle, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                            suffix=os.path.splitext(path)[1], dir=directory)
+        os.close(handle)
         write(tmp_path)
         os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
+    except BaseException as error:
+        if tmp_path is not None and os.path.exists(tmp_path):
             os.remove(tmp_path)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror or str(error), path) from None
         raise
 
 

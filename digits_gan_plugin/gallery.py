@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 
 import jinja2
 import numpy as np
@@ -20,7 +19,7 @@ from PIL import Image
 
 from . import pictures
 from .errors import DataError
-from .files import move_into_place
+from .files import staged_folder
 from .jobdir import InferenceResult, JobPaths
 from .jobdir import find_results as _result_paths
 from .latent import TASKS, format_vector
@@ -90,8 +89,7 @@ def write_gallery(job_dir, progress=True, title=None):
     if not results and not epoch_grids(job_dir) and not (paths.samples / "reals.png").is_file():
         raise DataError(f"{job_dir}: no inference results (inference/*/result.npz) or sample grids to show")
     target = os.path.join(job_dir, "gallery")
-    staging = tempfile.mkdtemp(prefix=".gallery.", dir=job_dir)
-    try:
+    with staged_folder(target, "gallery") as staging:
         page = _Page(staging)
         sections = [_training_section(paths, page), _evaluation_section(paths, page)]
         for result in tqdm(results, desc="gallery", unit="result", disable=not progress or None):
@@ -102,12 +100,7 @@ def write_gallery(job_dir, progress=True, title=None):
             "title": title or default_title(job_dir), "subtitle": f"{len(results)} inference result(s)",
             "sections": sections, "ui_style": ui_style, "style": pictures.template_text("style.css"),
             "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")})
-        with open(os.path.join(staging, "index.html"), "w", encoding="utf-8") as handle:
-            handle.write(html)
-        move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (staging / "index.html").write_text(html, encoding="utf-8")
     return os.path.join(target, "index.html")
 
 

@@ -1,7 +1,9 @@
 """Shared fixtures: small generated sources (IDX files, JPEG folders, CelebA-style
 attribute lists) and a session-scoped tiny MNIST dataset other tests can train on."""
 import gzip
+import os
 import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -143,6 +145,28 @@ def tiny_mnist_dataset(tmp_path_factory):
 # The longest files start first, so that two xdist workers (pytest.ini) finish together
 # instead of one running the browser test alone at the end.
 SLOW_FIRST = ("test_webapp_browser.py", "test_run_local.py", "test_zoo_models.py", "test_models_gaussian.py")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_on_a_tiny_disk(mount, script, size="256k", timeout=300):
+    """Run shell `script` (in the repository root) with a fresh `size` tmpfs mounted at
+    `mount` in a private mount namespace (`unshare -m`: nothing outside sees it, it goes
+    when the script ends); the test is skipped where that needs privileges we lack.
+    Returns the CompletedProcess (text)."""
+    os.makedirs(mount, exist_ok=True)
+    try:
+        done = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size={size} tmpfs {mount} || exit 99; "
+                               + script], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except FileNotFoundError:
+        pytest.skip("no unshare here")
+    if done.returncode == 99 or "Operation not permitted" in done.stderr:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    return done
+
+
+FILL_THE_DISK = "cat /dev/zero > {mount}/fill 2>/dev/null"  # shell: leaves no byte free on {mount}
 
 
 def pytest_collection_modifyitems(items):

@@ -13,7 +13,7 @@ import time
 import lmdb
 import numpy as np
 import pytest
-from conftest import write_celeba_dir
+from conftest import run_on_a_tiny_disk, write_celeba_dir
 
 from digits_gan_plugin import cli, dataset_io
 from digits_gan_plugin.data_plugins import available_plugins
@@ -173,17 +173,9 @@ def test_full_disk_from_a_fake_lmdb_is_one_error_and_leaves_nothing(tmp_path, mo
 
 def test_full_disk_on_a_tiny_tmpfs_is_one_line_not_a_signal(tmp_path):
     mount = tmp_path / "mnt"
-    mount.mkdir()
     build = (f"{sys.executable} -m digits_gan_plugin.cli dataset create synthetic --size 32 --channels 3 "
              f"--train-count 200 --out {mount}/ds --workers 2 --quiet")
-    script = f"mount -t tmpfs -o size=256k tmpfs {mount} || exit 99; {build}; echo rc=$?; ls -A {mount}"
-    try:
-        done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
-                              timeout=120, cwd=ROOT)
-    except FileNotFoundError:
-        pytest.skip("no unshare here")
-    if done.returncode == 99 or "Operation not permitted" in done.stderr:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
+    done = run_on_a_tiny_disk(mount, f"{build}; echo rc=$?; ls -A {mount}")
     assert done.stdout.strip() == "rc=2", (done.stdout, done.stderr)
     assert done.stderr.strip().endswith("no space left on the device while writing the dataset "
                                         "(nothing was written; free some space and run again)")

@@ -91,6 +91,31 @@ def test_classifier_is_trained_once_then_loaded_from_cache(digits_dataset, cache
     np.testing.assert_allclose(features_2, features_1, rtol=1e-5)
 
 
+def test_a_judge_that_cannot_be_cached_is_still_used_and_a_damaged_cache_entry_is_trained_again(
+        digits_dataset, cache, monkeypatch, capsys):
+    classifiers = cache / "classifiers"
+    entry = classifiers / ev.dataset_fingerprint(digits_dataset, TINY_CLASSIFIER)
+    shutil.rmtree(entry, ignore_errors=True)
+
+    def full_disk(path, *arrays):
+        open(path, "wb").close()
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ev.np, "savez", full_disk)
+        judge = ev.load_or_train_classifier(digits_dataset, TINY_CLASSIFIER, progress=False)
+    assert judge.trained_now and judge.val_accuracy > 0.9
+    assert capsys.readouterr().err == (f"digits-gan: cannot cache the judge in {entry} (No space left on device); "
+                                       f"it is trained again next time\n")
+    assert not entry.exists() and not [name for name in os.listdir(classifiers) if name.startswith(".")]
+
+    ev.load_or_train_classifier(digits_dataset, TINY_CLASSIFIER, progress=False)
+    (entry / ev.Judge.WEIGHTS).write_bytes(b"cut short")  # a damaged entry (or an older release's .h5 only)
+    assert ev.cached_classifier(digits_dataset, TINY_CLASSIFIER) is None
+    again = ev.load_or_train_classifier(digits_dataset, TINY_CLASSIFIER, progress=False)
+    assert again.trained_now and not ev.cached_classifier(digits_dataset, TINY_CLASSIFIER).trained_now
+
+
 def test_fingerprint_changes_with_settings_and_dataset(digits_dataset, tmp_path):
     base = ev.dataset_fingerprint(digits_dataset, TINY_CLASSIFIER)
     assert base == ev.dataset_fingerprint(digits_dataset, TINY_CLASSIFIER)

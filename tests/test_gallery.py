@@ -3,10 +3,12 @@ and inference results, drawn with the view plugin's templates."""
 import json
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
+from conftest import FILL_THE_DISK, run_on_a_tiny_disk
 
 from digits_gan_plugin import cli, pictures
 from digits_gan_plugin.errors import DataError
@@ -136,6 +138,19 @@ def test_gallery_is_replaced_whole_on_a_second_run(job):
     assert cli.main(["gallery", job, "--quiet"]) == 0
     assert not os.path.exists(stale)
     assert [n for n in os.listdir(job) if n.startswith(".gallery")] == []
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_gallery(job, tmp_path):
+    mount = tmp_path / "mnt"
+    gallery = f"{sys.executable} -m digits_gan_plugin.cli gallery {mount}/job --quiet"
+    done = run_on_a_tiny_disk(mount, f"cp -r {job} {mount}/job && {gallery} >/dev/null && cp {mount}/job/gallery/index.html "
+                                     f"{tmp_path}/before.html && {FILL_THE_DISK.format(mount=mount)}; {gallery}; "
+                                     f"echo rc=$?; cmp {mount}/job/gallery/index.html {tmp_path}/before.html && "
+                                     f"echo kept; ls -A {mount}/job", size="4m")
+    assert done.stdout.split()[:2] == ["rc=2", "kept"], (done.stdout, done.stderr)
+    assert done.stderr.strip() == f"digits-gan: error: {mount}/job/gallery: cannot write the gallery (No space left " \
+                                  f"on device); nothing was written"
+    assert sorted(done.stdout.split()[2:]) == sorted(os.listdir(job) + ["gallery"])  # no staging folder left
 
 
 def test_gallery_of_a_job_without_results_is_an_error(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The web UI's refusals (each with a clear message and nothing written) and its job
 state on disk (a restart marks orphaned running jobs interrupted). Flask test client only."""
+import errno
 import io
 import json
 import re
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from digits_gan_plugin.webapp import create_app
+from digits_gan_plugin.webapp import jobs as webapp_jobs
 from digits_gan_plugin.webapp.jobs import JobManager, cli_command, runner_env
 from digits_gan_plugin.webapp.runner import OutputPump
 from webapp_helpers import (ENCODER, csrf_token, fake_dataset, fake_record, fake_training_job, job_folders,
@@ -35,6 +37,25 @@ def test_a_post_without_csrf_token_is_refused_and_writes_nothing(client, jobs_di
     assert response.status_code == 400
     assert "without a valid security token" in response.get_data(as_text=True)
     assert job_folders(jobs_dir) == []
+
+
+@pytest.mark.parametrize("error, status", [
+    (OSError(errno.ENOSPC, "No space left on device", "job.json"), 507),
+    (PermissionError(errno.EACCES, "Permission denied", "job.json"), 500),
+])
+def test_a_file_that_cannot_be_written_is_a_page_naming_it_not_an_internal_error(client, jobs_dir, monkeypatch,
+                                                                                 error, status):
+    def fails(path, data):
+        raise type(error)(error.errno, error.strerror, str(path))
+
+    monkeypatch.setattr(webapp_jobs, "write_json_atomic", fails)
+    token = csrf_token(client, "/datasets/new/mnist")
+    response = client.post("/datasets/new/mnist", data={"csrf_token": token, "job_name": "digits",
+                                                        "val_fraction": "0.1", "seed": "0"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert "Cannot read or write a file" in text and f"job.json: {error.strerror}" in text
+    assert job_folders(jobs_dir) == []  # the job folder made for it is gone again
 
 
 @pytest.mark.parametrize("source", ["outside", "jobs/../outside"])

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from .. import __version__, runtime
-from ..errors import DigitsGanError
+from ..errors import DigitsGanError, os_error_line
 
 COMMAND_MODULES = [
     "digits_gan_plugin.cli.attributes",
@@ -66,6 +66,11 @@ def _run(args):
         if args.debug:
             raise
         print(f"digits-gan: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line, always
+        return 2
+    except OSError as error:  # a read or write no command put into words (a full disk, a file removed meanwhile)
+        if args.debug:
+            raise
+        print(f"digits-gan: error: {os_error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("digits-gan: interrupted", file=sys.stderr)

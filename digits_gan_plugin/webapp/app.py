@@ -8,10 +8,12 @@ manage.py (home and any job: status, files, stop, resume, rename, delete, downlo
 datasets.py, models.py (new model, model page, charts, evaluation, TensorBoard) and
 results.py (inference runs). No TensorFlow here.
 """
+import errno
+
 from flask import Flask, render_template, request, send_from_directory
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from ..errors import DataError
+from ..errors import DataError, os_error_line
 from . import common, datasets, manage, models, results
 from .jobs import JobManager
 from .safety import HostGuard, PathGuard, check_field_sizes, check_writable_folder, secret_key, served_hosts
@@ -85,3 +87,8 @@ def _register_error_pages(app):
     @app.errorhandler(DataError)
     def bad_input(error):
         return message("Cannot do that", str(error), 422)
+
+    @app.errorhandler(OSError)
+    def cannot_read_or_write(error):  # a full disk, a folder removed or made read-only meanwhile
+        status = 507 if error.errno in (errno.ENOSPC, errno.EDQUOT) else 500
+        return message("Cannot read or write a file", os_error_line(error), status)

@@ -36,13 +36,13 @@ def new_dataset(plugin_id):
         except DataError as error:
             context["form_html"] = render_plugin_form(plugin.get_dataset_template(form))
             return refuse(str(error), "new_dataset.html", **context)
-        folder = manager().new_folder()
-        target = folder / "dataset"
-        command = ["dataset", "create", plugin_id, *option_args(options, form), "--out", target]
-        describe_dataset = ["dataset", "info", target]  # also writes samples.png
-        job = manager().create(folder, "dataset", name_form.job_name.data, [cli_command(*command),
-                                                                            cli_command(*describe_dataset)],
-                               plugin=plugin_id, plugin_title=plugin.get_title(), target=target)
+        with manager().new_job_folder() as folder:
+            target = folder / "dataset"
+            command = ["dataset", "create", plugin_id, *option_args(options, form), "--out", target]
+            describe_dataset = ["dataset", "info", target]  # also writes samples.png
+            job = manager().create(folder, "dataset", name_form.job_name.data, [cli_command(*command),
+                                                                                cli_command(*describe_dataset)],
+                                   plugin=plugin_id, plugin_title=plugin.get_title(), target=target)
         return redirect(url_for("manage.show_job", job_id=job.id))
     context["form_html"] = render_plugin_form(plugin.get_dataset_template(form))
     return render_template("new_dataset.html", **context)

@@ -14,6 +14,7 @@ runner died without recording an end, e.g. the machine restarted).
 A found dataset or training job (see store.py) is a Job too; its record folder
 (``JOBS_DIR/found-<hash>``) is only created when the UI runs something for it (Resume).
 """
+import contextlib
 import datetime
 import json
 import os
@@ -279,6 +280,19 @@ class JobManager:
         folder = self.jobs_dir / f"{stamp}-{secrets.token_hex(2)}"
         folder.mkdir(parents=True)
         return folder
+
+    @contextlib.contextmanager
+    def new_job_folder(self):
+        """new_folder() for the block that fills it and creates its job; removed again when
+        the block fails before the job's runner started (a full disk while saving an
+        upload or the record), so no half-made job is left."""
+        folder = self.new_folder()
+        try:
+            yield folder
+        except BaseException:
+            if folder.name not in self.children:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def create(self, folder, kind, name, commands, **extra):
         """Record a job in `folder` (from new_folder) and start it."""

@@ -166,15 +166,15 @@ def _create_model(form, train_form, context):
     values = dict(forms.train_values(train_form), dataset=dataset.target)
     if form.weights.data:
         values["weights"] = job_or_404(form.weights.data, "model").target
-    folder = manager().new_folder()
-    network = context["definitions"].get(form.network.data)
-    if source is not None:
-        network = folder / "network.py"
-        network.write_text(source, encoding="utf-8")
-    target = folder / "model"
-    args = ["train", "--network", network, "--out", target, *to_cli_args(TRAIN_OPTIONS, values)]
-    job = manager().create(folder, "model", form.job_name.data, [cli_command(*args)], dataset=dataset.id,
-                           dataset_name=dataset.name, network=form.network.data, target=target)
+    with manager().new_job_folder() as folder:
+        network = context["definitions"].get(form.network.data)
+        if source is not None:
+            network = folder / "network.py"
+            network.write_text(source, encoding="utf-8")
+        target = folder / "model"
+        args = ["train", "--network", network, "--out", target, *to_cli_args(TRAIN_OPTIONS, values)]
+        job = manager().create(folder, "model", form.job_name.data, [cli_command(*args)], dataset=dataset.id,
+                               dataset_name=dataset.name, network=form.network.data, target=target)
     return redirect(url_for("manage.show_job", job_id=job.id))
 
 
@@ -339,10 +339,10 @@ def evaluate(job_id):
     samples = request.form.get("samples", str(EVALUATE_SAMPLES))
     if not samples.isdigit() or not 20 <= int(samples) <= 100000:
         raise DataError(f"samples: expected a whole number from 20 to 100000, got {samples!r}")
-    folder = manager().new_folder()
-    manager().create(folder, "evaluation", f"Evaluation of {job.name}",
-                     [cli_command("evaluate", job.target, "--samples", samples, "--no-progress")],
-                     model=job.id, target=job.target)
+    with manager().new_job_folder() as folder:
+        manager().create(folder, "evaluation", f"Evaluation of {job.name}",
+                         [cli_command("evaluate", job.target, "--samples", samples, "--no-progress")],
+                         model=job.id, target=job.target)
     flash("Evaluation started: the figures appear here when it is done.", "info")
     return redirect(url_for("manage.show_job", job_id=job.id, _anchor="evaluation"))
 

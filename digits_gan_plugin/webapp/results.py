@@ -153,26 +153,27 @@ def infer(job_id):
         state = dict(inference_form=inference_form, view_form=view_form, view_id=view_id, error=str(error),
                      checkpoint=request.form.get("checkpoint", "last"))
         return models.model_page(job, state)
-    folder = manager().new_folder()
-    options = [o for o in _plugin().task_command_options(task.name) if o.name != "job"]
-    args = to_cli_args(options, params)
-    if images:
-        args += ["--folder", _save_uploads(folder, images)]
-    latent_dir, result_dir = folder / "latent", jobdir.JobPaths(job.target).result(folder.name)
-    commands = [cli_command("latent", task.name, "--job", job.target, *args, "--out", latent_dir, "--quiet"),
-                cli_command("infer", "--job", job.target, "--dataset", latent_dir, "--checkpoint", checkpoint,
-                            "--out", result_dir)]
-    refine = {}
-    if request.form.get("refine") and task.name == "encode-list":  # the encoder's z, refined on its GAN
-        refine["projection"] = folder / "projection"
-        images_in = folder / "uploads" if images else guard().check(params["folder"], "folder")
-        commands.append(cli_command("latent", "project", images_in, "--job", gan_of(job).target, "--encoder",
-                                    job.target, "--encoder-checkpoint", checkpoint, "--out", refine["projection"]))
-    view_options = {name: field.data for name, field in view_form._fields.items()}
-    run = manager().create(folder, "inference", f"{task.title}, seed {params['seed']}", commands, model=job.id,
-                           task=task.name, seed=params["seed"], view_plugin=view_id, view_options=view_options,
-                           target=result_dir, latent=latent_dir, checkpoint=request.form.get("checkpoint", "last"),
-                           params={key: value for key, value in params.items() if value not in (None, "")}, **refine)
+    with manager().new_job_folder() as folder:
+        options = [o for o in _plugin().task_command_options(task.name) if o.name != "job"]
+        args = to_cli_args(options, params)
+        if images:
+            args += ["--folder", _save_uploads(folder, images)]
+        latent_dir, result_dir = folder / "latent", jobdir.JobPaths(job.target).result(folder.name)
+        commands = [cli_command("latent", task.name, "--job", job.target, *args, "--out", latent_dir, "--quiet"),
+                    cli_command("infer", "--job", job.target, "--dataset", latent_dir, "--checkpoint", checkpoint,
+                                "--out", result_dir)]
+        refine = {}
+        if request.form.get("refine") and task.name == "encode-list":  # the encoder's z, refined on its GAN
+            refine["projection"] = folder / "projection"
+            images_in = folder / "uploads" if images else guard().check(params["folder"], "folder")
+            commands.append(cli_command("latent", "project", images_in, "--job", gan_of(job).target, "--encoder",
+                                        job.target, "--encoder-checkpoint", checkpoint, "--out", refine["projection"]))
+        view_options = {name: field.data for name, field in view_form._fields.items()}
+        run = manager().create(folder, "inference", f"{task.title}, seed {params['seed']}", commands, model=job.id,
+                               task=task.name, seed=params["seed"], view_plugin=view_id, view_options=view_options,
+                               target=result_dir, latent=latent_dir, checkpoint=request.form.get("checkpoint", "last"),
+                               params={key: value for key, value in params.items() if value not in (None, "")},
+                               **refine)
     return redirect(url_for("manage.show_job", job_id=run.id))
 
 
@@ -339,22 +340,23 @@ def project(job_id):
         page, _ = models.model_page(job, dict(projector_form=form, projector_error=str(error),
                                               projector_choices=choices))
         return page, 400
-    run_folder = manager().new_folder()
-    source = _save_uploads(run_folder, images) if images else folder
-    projection_dir, result_dir = run_folder / "projection", jobdir.JobPaths(job.target).result(run_folder.name)
-    extra = (["--encoder", encoder.target] if encoder else []) + (["--label", label] if label else [])
-    commands = [cli_command("latent", "project", source, "--job", job.target, *to_cli_args(projector.OPTIONS, values),
-                            *extra, "--checkpoint", checkpoint, "--out", projection_dir),
-                cli_command("infer", "--job", job.target, "--z", projection_dir / "z.npz", "--checkpoint", checkpoint,
-                            "--out", result_dir)]
-    count = f"{len(images)} image(s)" if images else Path(folder).name
-    start = f", from {encoder.name}" if encoder else ""
-    params = dict(values, encoder=encoder.id if encoder else "", label=label or "", folder=str(folder or ""))
-    run = manager().create(run_folder, "inference", f"Projection of {count}{start}", commands, model=job.id,
-                           task="project", seed=None, view_plugin="gan-view", view_options={"task": "grid"},
-                           target=result_dir, latent=run_folder / "latent", projection=projection_dir,
-                           checkpoint=request.form.get("checkpoint", "last"),
-                           project_params={key: value for key, value in params.items() if value not in (None, "")})
+    with manager().new_job_folder() as run_folder:
+        source = _save_uploads(run_folder, images) if images else folder
+        projection_dir, result_dir = run_folder / "projection", jobdir.JobPaths(job.target).result(run_folder.name)
+        extra = (["--encoder", encoder.target] if encoder else []) + (["--label", label] if label else [])
+        commands = [cli_command("latent", "project", source, "--job", job.target,
+                                *to_cli_args(projector.OPTIONS, values), *extra, "--checkpoint", checkpoint,
+                                "--out", projection_dir),
+                    cli_command("infer", "--job", job.target, "--z", projection_dir / "z.npz",
+                                "--checkpoint", checkpoint, "--out", result_dir)]
+        count = f"{len(images)} image(s)" if images else Path(folder).name
+        start = f", from {encoder.name}" if encoder else ""
+        params = dict(values, encoder=encoder.id if encoder else "", label=label or "", folder=str(folder or ""))
+        run = manager().create(run_folder, "inference", f"Projection of {count}{start}", commands, model=job.id,
+                               task="project", seed=None, view_plugin="gan-view", view_options={"task": "grid"},
+                               target=result_dir, latent=run_folder / "latent", projection=projection_dir,
+                               checkpoint=request.form.get("checkpoint", "last"),
+                               project_params={key: value for key, value in params.items() if value not in (None, "")})
     return redirect(url_for("manage.show_job", job_id=run.id))
 
 
