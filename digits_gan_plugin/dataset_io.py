@@ -18,17 +18,18 @@ classification datasets (`<stage>/` is the LMDB, labels.txt names the classes).
 
 No TensorFlow at module level: only `DatasetReader.tf_dataset` imports it.
 """
+import collections
 import ctypes
 import errno
-import functools
 import io
 import json
 import multiprocessing
-import multiprocessing.pool
 import os
+import pickle
 import shutil
 import signal
 import sys
+import traceback
 
 import lmdb
 import numpy as np
@@ -209,22 +210,18 @@ def _feature_sum(stored_features):
     return stack.sum(axis=0, dtype=accumulator).astype(np.uint64)
 
 
-class _WorkerInterrupted(Exception):
-    """A KeyboardInterrupt raised inside a worker, carried back to the main process
-    (a bare KeyboardInterrupt would kill the pool worker and hang the pool)."""
+class _RemoteTraceback(Exception):
+    """Where a worker's exception was raised (its formatted traceback), as the __cause__
+    of that exception re-raised in the main process (shown with --debug)."""
 
 
-_worker_state = {}  # plugin and encoding of a worker process, set by _init_worker
-
-
-def _init_worker(plugin, encoding, parent_pid):
-    # Ctrl-C is handled by the main process, which terminates the pool (with SIGTERM,
-    # which the command line's handler, inherited through fork, would turn into Ctrl-C).
+def _init_worker(parent_pid):
+    # Ctrl-C is handled by the main process, which kills the workers (a SIGTERM handler
+    # inherited through fork, the command line's, would turn SIGTERM into Ctrl-C).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent_pid)
     _single_threaded_blas()
-    _worker_state.update(plugin=plugin, encoding=encoding)
 
 
 PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
@@ -232,8 +229,8 @@ PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its p
 
 def _die_with_parent(parent_pid):
     """A worker whose build process is killed outright (kill -9, the OOM killer) dies with
-    it, instead of finishing its chunk and printing the pool's BrokenPipeError tracebacks
-    into the user's terminal. Linux only; elsewhere the workers end at their next send."""
+    it instead of finishing its chunk. Linux only; elsewhere the workers end at their
+    next read of the pipe, which then has no writer."""
     try:
         prctl = ctypes.CDLL(None).prctl
     except (OSError, AttributeError):
@@ -253,57 +250,124 @@ def _single_threaded_blas():
     threadpool_limits(1)
 
 
-def _worker_encode(chunk):
-    try:
-        return _encode_chunk(_worker_state["plugin"], _worker_state["encoding"], chunk)
-    except KeyboardInterrupt:
-        raise _WorkerInterrupted() from None
-
-
-class _QuietPool(multiprocessing.pool.Pool):
-    """CPython's Pool also wakes its worker-maintenance thread whenever the result pipe
-    is readable, so that thread spins while each large result is still being read:
-    ~40 us of main-process CPU per CelebA image, taken from the workers' cores. Worker
-    exits and pool shutdown (the sentinels kept here) still wake it."""
-
-    def _get_sentinels(self):
-        return [self._change_notifier._reader]
+def _worker(connection, plugin, encoding, entries, parent_pid, inherited):
+    """A worker process: reads (stage, start, stop) chunks from its pipe until None (or
+    the pipe's end) and answers each with ('ok', _ChunkResult), ('error', exception,
+    traceback text) or ('interrupted',)."""
+    for other in inherited:  # the main process's ends of the earlier workers' pipes
+        other.close()
+    _init_worker(parent_pid)
+    while True:
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        stage, start, stop = task
+        try:
+            answer = ("ok", _encode_chunk(plugin, encoding, entries[stage][start:stop]))
+        except KeyboardInterrupt:  # raised by the plugin itself (workers ignore SIGINT): Ctrl-C in the main process
+            answer = ("interrupted",)
+        except Exception as error:
+            answer = ("error", error, traceback.format_exc())
+        try:
+            connection.send(answer)
+        except (TypeError, AttributeError, pickle.PicklingError):  # an exception that does not pickle
+            connection.send(("error", RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}"), answer[2]))
 
 
 class _Encoder:
-    """Maps chunks of entries to _ChunkResults, in order, in `workers` processes
-    (forked, so the plugin's loaded state is shared) or in-process when workers <= 1."""
+    """Maps the chunks of a stage's entries to _ChunkResults, in order, in `workers`
+    forked processes (they share the plugin's loaded state and the entries; a chunk is
+    sent as its stage and bounds) or in-process when workers <= 1.
 
-    def __init__(self, plugin, encoding, workers):
-        self.plugin, self.encoding, self.workers = plugin, encoding, workers
-        self.pool = None
+    Each worker has a pipe of its own: chunk k goes to worker k % workers, at most
+    LOOKAHEAD chunks per worker ahead of the result being read. No lock is shared
+    between processes, so stopping at any moment (a full disk, Ctrl-C) is killing the
+    workers; multiprocessing.Pool's terminate() hung for good when one of its workers
+    was stopped while holding the lock of the results queue. A worker that dies is an
+    error naming how, not a chunk waited for forever."""
+
+    LOOKAHEAD = 2
+
+    def __init__(self, plugin, encoding, workers, entries):
+        self.plugin, self.encoding, self.workers, self.entries = plugin, encoding, workers, entries
+        self.processes = []  # (Process, the main process's end of its pipe)
 
     def __enter__(self):
         if self.workers > 1:
-            self.pool = _QuietPool(self.workers, _init_worker, (self.plugin, self.encoding, os.getpid()),
-                                   context=multiprocessing.get_context("fork"))
+            context = multiprocessing.get_context("fork")
+            try:
+                for _ in range(self.workers):
+                    ours, theirs = context.Pipe()
+                    process = context.Process(target=_worker, daemon=True, args=(
+                        theirs, self.plugin, self.encoding, self.entries, os.getpid(),
+                        [connection for _, connection in self.processes] + [ours]))
+                    process.start()
+                    theirs.close()
+                    self.processes.append((process, ours))
+            except BaseException:
+                self.__exit__(*sys.exc_info())
+                raise
         return self
 
     def __exit__(self, *exc_info):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+        for process, connection in self.processes:
+            if exc_info[0] is None:
+                connection.send(None)
+            else:
+                process.kill()
+        for process, connection in self.processes:
+            process.join()
+            connection.close()
+        self.processes = []
 
-    def map(self, chunks):
-        if self.pool is None:
-            yield from map(functools.partial(_encode_chunk, self.plugin, self.encoding), chunks)
+    def map(self, stage):
+        entries = self.entries[stage]
+        chunks = iter(_chunk_bounds(len(entries), self.workers))
+        if not self.processes:
+            for start, stop in chunks:
+                yield _encode_chunk(self.plugin, self.encoding, entries[start:stop])
             return
-        try:
-            yield from self.pool.imap(_worker_encode, chunks)
-        except _WorkerInterrupted:
-            raise KeyboardInterrupt() from None
+        in_flight = collections.deque()  # the worker of each chunk sent, in chunk order
+        sent = 0
+
+        def send_next():
+            nonlocal sent
+            bounds = next(chunks, None)
+            if bounds is not None:
+                worker = self.processes[sent % len(self.processes)]
+                worker[1].send((stage, *bounds))
+                in_flight.append(worker)
+                sent += 1
+
+        for _ in range(self.LOOKAHEAD * len(self.processes)):
+            send_next()
+        while in_flight:
+            process, connection = in_flight.popleft()
+            try:
+                answer = connection.recv()
+            except (EOFError, ConnectionResetError):
+                process.join(1)
+                how = (f"killed by signal {-process.exitcode}" if process.exitcode and process.exitcode < 0
+                       else f"exit status {process.exitcode}")
+                raise DataError(f"stage {stage}: a dataset build worker ended unexpectedly ({how}; out of memory?)"
+                                ) from None
+            if answer[0] == "interrupted":
+                raise KeyboardInterrupt()
+            if answer[0] == "error":
+                raise answer[1] from _RemoteTraceback(answer[2])
+            send_next()
+            yield answer[1]
 
 
-def _chunks(entries, workers):
-    # Enough tasks to keep every worker busy to the end and the progress bar moving;
-    # one chunk is one LMDB transaction (putmulti: ~10 us/entry at 64..512 entries).
-    size = max(8, min(MAX_CHUNK, len(entries) // (max(workers, 1) * 16)))
-    return [entries[start:start + size] for start in range(0, len(entries), size)]
+def _chunk_bounds(count, workers):
+    """(start, stop) of each chunk of `count` entries: enough chunks to keep every worker
+    busy to the end and the progress bar moving; one chunk is one LMDB transaction
+    (putmulti: ~10 us/entry at 64..512 entries)."""
+    size = max(8, min(MAX_CHUNK, count // (max(workers, 1) * 16)))
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 # ---------------------------------------------------------------- writing
@@ -328,11 +392,16 @@ class _LmdbWriter:
     """One LMDB written with sequential keys; the map grows as needed.
 
     writemap=False: pages reach the file by write(), so a full disk is an error (ENOSPC)
-    rather than a SIGBUS on a page of the memory map."""
+    rather than a SIGBUS on a page of the memory map. lock=False for the same reason: the
+    reader table (lock.mdb) is a memory-mapped file too, and a staging database has no
+    other reader or writer to coordinate with."""
 
     def __init__(self, path, map_size=64 << 20):
-        self.env = lmdb.open(path, map_size=map_size, subdir=True, sync=False, metasync=False, meminit=False,
-                             writemap=False)
+        try:
+            self.env = lmdb.open(path, map_size=map_size, subdir=True, sync=False, metasync=False, meminit=False,
+                                 writemap=False, lock=False)
+        except lmdb.Error as error:
+            raise self._failure(error, path) from None
 
     def put_many(self, items):
         while True:
@@ -343,9 +412,14 @@ class _LmdbWriter:
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
             except lmdb.Error as error:
-                if _is_disk_full(error, self.env.path()):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
-                raise DataError(f"{self.env.path()}: LMDB write failed ({error})") from None
+                raise self._failure(error, self.env.path()) from None
+
+    @staticmethod
+    def _failure(error, path):
+        """The exception to raise for LMDB's `error` on the database at `path`."""
+        if _is_disk_full(error, path):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return DataError(f"{path}: LMDB write failed ({error})")
 
     def close(self):
         # No fsync: a crash before the rename leaves only the temporary directory, and a
@@ -403,7 +477,7 @@ def _write_stage(encoder, entries, stage, stage_dir, progress):
     first, total, count, skipped = None, None, 0, []
     bar = _progress_bar(len(entries), stage, progress)
     try:
-        for result in encoder.map(_chunks(entries, encoder.workers)):
+        for result in encoder.map(stage):
             bar.update(result.entry_count)
             skipped.extend(result.skipped)
             if not result.features:
@@ -525,7 +599,7 @@ def _itemize(plugin, stages):
 def _write_stages(plugin, entries, tmp_dir, encoding, workers, progress):
     """Write every stage into tmp_dir; returns the dataset.json dict (without extra_meta)."""
     stage_meta, skipped = {}, []
-    with _Encoder(plugin, encoding, workers) as encoder:
+    with _Encoder(plugin, encoding, workers, entries) as encoder:
         for stage, items in entries.items():
             stage_meta[stage], stage_skipped = _write_stage(
                 encoder, items, stage, os.path.join(tmp_dir, stage), progress

@@ -13,7 +13,7 @@ import time
 import lmdb
 import numpy as np
 import pytest
-from conftest import run_on_a_tiny_disk, write_celeba_dir
+from conftest import FILL_THE_DISK, run_on_a_tiny_disk, write_celeba_dir
 
 from digits_gan_plugin import cli, dataset_io
 from digits_gan_plugin.data_plugins import available_plugins
@@ -171,11 +171,13 @@ def test_full_disk_from_a_fake_lmdb_is_one_error_and_leaves_nothing(tmp_path, mo
     assert os.listdir(tmp_path) == []
 
 
-def test_full_disk_on_a_tiny_tmpfs_is_one_line_not_a_signal(tmp_path):
+@pytest.mark.parametrize("full_before", [False, True])  # True: LMDB's memory-mapped lock file was a SIGBUS
+def test_full_disk_on_a_tiny_tmpfs_is_one_line_not_a_signal(tmp_path, full_before):
     mount = tmp_path / "mnt"
     build = (f"{sys.executable} -m digits_gan_plugin.cli dataset create synthetic --size 32 --channels 3 "
              f"--train-count 200 --out {mount}/ds --workers 2 --quiet")
-    done = run_on_a_tiny_disk(mount, f"{build}; echo rc=$?; ls -A {mount}")
+    fill = FILL_THE_DISK.format(mount=mount) + "; " if full_before else ""
+    done = run_on_a_tiny_disk(mount, f"{fill}{build}; echo rc=$?; rm -f {mount}/fill; ls -A {mount}")
     assert done.stdout.strip() == "rc=2", (done.stdout, done.stderr)
     assert done.stderr.strip().endswith("no space left on the device while writing the dataset "
                                         "(nothing was written; free some space and run again)")

@@ -2,8 +2,10 @@
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import lmdb
 import numpy as np
@@ -206,6 +208,20 @@ def test_worker_error_propagates_and_leaves_nothing(tmp_path):
     with pytest.raises(DataError, match="entry 13 is broken"):
         write_dataset(ColourPlugin(count=30, fail_at=13), tmp_path / "ds", workers=2, progress=False)
     assert os.listdir(tmp_path) == []
+
+
+class DyingPlugin(ColourPlugin):
+    def encode_entry(self, entry):
+        if entry == 1500:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer ends a worker
+        return super().encode_entry(entry)
+
+
+def test_a_worker_killed_midway_is_an_error_naming_it_not_a_wait_forever(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"train_db: a dataset build worker ended unexpectedly \(killed by signal 9"):
+        write_dataset(DyingPlugin(count=3000), tmp_path / "ds", workers=2, progress=False)
+    assert os.listdir(tmp_path) == [] and time.monotonic() - started < 60
 
 
 def test_failed_overwrite_keeps_the_old_dataset(tmp_path):

@@ -153,8 +153,30 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_previous_one(
     assert "model.ckpt-4" in error[0] and steps(job) == [4]
     assert "File too large" in error[0]  # the reason itself, not TF's wrapping of it
     assert "Detected at node" not in error[0] and "Graph execution error" not in error[0]
+    assert [name for name in os.listdir(job / "checkpoints") if "ckpt-8" in name] == []  # no partial files left
     assert main(["train", "--out", str(job), "--resume", "--no-progress"]) == 0  # the kept one resumes
     assert steps(job)[-1] == 12
+
+
+
+def test_a_checkpoint_cut_short_by_a_full_disk_leaves_none_of_its_files(dataset, tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    saver = tf.compat.v1.train.Saver
+    export = saver.export_meta_graph
+
+    def fills_the_disk(self, filename=None, **kwargs):  # the weights fitted, the graph does not
+        if "ckpt-4" in str(filename):
+            return export(self, filename, **kwargs)
+        open(f"{filename}.tmp1234", "wb").close()
+        raise tf.errors.ResourceExhaustedError(None, None, f"{filename}.tmp1234; No space left on device")
+
+    monkeypatch.setattr(saver, "export_meta_graph", fills_the_disk)
+    job = tmp_path / "job"
+    assert main(train_args(dataset, model(tmp_path), job, "--epochs", "3")) == 2
+    assert "cannot write the step-8 checkpoint" in capsys.readouterr().err
+    assert sorted(os.listdir(job / "checkpoints")) == ["checkpoint", "model.ckpt-4.data-00000-of-00001",
+                                                       "model.ckpt-4.index", "model.ckpt-4.meta"]
 
 
 # ------------------------------------------------------------------ one writer per job

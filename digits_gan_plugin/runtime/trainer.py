@@ -556,6 +556,8 @@ class _Loop:
             self.last_checkpoint = self.built.saver.save(self.session, str(self.paths.checkpoint_prefix),
                                                          global_step=self.step)
         except (OSError, tf.errors.OpError) as error:
+            for partial in self.paths.checkpoints.glob(f"{self.paths.checkpoint_prefix.name}-{self.step}.*"):
+                partial.unlink(missing_ok=True)  # the files this save got written before it failed
             detail = op_error_detail(error, 200) if isinstance(error, tf.errors.OpError) else os_error_reason(error)
             raise TrainingError(f"{self.paths.checkpoints}: cannot write the step-{self.step} checkpoint "
                                 f"({one_line(detail, 200)}); previous checkpoint kept: "
