@@ -355,23 +355,23 @@ def load_or_train_classifier(dataset_dir, settings=None, progress=True):
     judge.info["majority_accuracy"] = majority_accuracy(y_val, num_classes)
 
     try:
-        _write_cache_entry(judge, directory)
+        _write_cache_entry(model, judge.info, directory)
     except OSError as error:  # the judge is still good for this run
         print(f"digits-gan: cannot cache the judge in {directory} ({os_error_reason(error)}); "
               f"it is trained again next time", file=sys.stderr)
     return judge
 
 
-def _write_cache_entry(judge, directory):
-    """Write judge's weights and classifier.json to a staging folder beside `directory`,
+def _write_cache_entry(model, info, directory):
+    """Write the judge's weights and classifier.json (`info`) to a staging folder beside `directory`,
     then rename it into place (a concurrent writer that finished first wins)."""
     classifiers_dir = os.path.dirname(directory)
     os.makedirs(classifiers_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{judge.fingerprint}.", dir=classifiers_dir)
+    staging = tempfile.mkdtemp(prefix=f".{info['fingerprint']}.", dir=classifiers_dir)
     try:
-        np.savez(os.path.join(staging, Judge.WEIGHTS), *judge._model.get_weights())
+        np.savez(os.path.join(staging, Judge.WEIGHTS), *model.get_weights())
         with open(os.path.join(staging, Judge.INFO), "w", encoding="utf-8") as handle:
-            json.dump(judge.info, handle, indent=2)
+            json.dump(info, handle, indent=2)
         try:
             os.rename(staging, directory)
         except OSError:
