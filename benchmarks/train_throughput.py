@@ -562,8 +562,9 @@ def markdown(summaries, args, start_load):
         lines += [f"{summary['model']}: {summary['flops_per_image'] / 1e9:.3f} GFLOP per image-step; peak "
                   f"{summary['peak_gflops']:.0f} GFLOP/s (matmul {summary['matmul_gflops']:.0f}, "
                   f"conv {summary['conv_gflops']:.0f}); ours / best reference ({summary['best_reference']}) = "
-                  + (f"**{summary['ratio']:.2f}**" if summary["ratio"] is not None else "n/a")
-                  + (" (per round, ours / that round's best reference: median {:.2f}, {:.2f}-{:.2f})".format(
+                  + (f"**{summary['ratio']:.3f}** (target >= 1.0: {'met' if summary['ratio'] >= 1.0 else 'not met'})"
+                     if summary["ratio"] is not None else "n/a")
+                  + (" (per round, ours / that round's best reference: median {:.3f}, {:.3f}-{:.3f})".format(
                       *spread(summary["round_ratios"])) if summary["round_ratios"] else ""), "",
                   "| side | img/s median | min-max | CPU ms/step | page faults/step | GFLOP/s | of peak "
                   "| max load at start | other cores busy |",
