@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from typing import Optional
@@ -34,7 +33,7 @@ from .errors import DataError, os_error_reason
 from .feature_metrics import (classifier_score, conditional_accuracy, diversity_ratios, edit_effects,
                               features_frechet_distance, kernel_inception_distance, label_accuracies,
                               majority_accuracy, manifold_metrics)
-from .files import write_json_atomic
+from .files import recover_staged, staging_dir, write_json_atomic
 
 TRAIN_STAGE = "train_db"
 HELD_OUT_STAGE = "val_db"
@@ -364,11 +363,13 @@ def load_or_train_classifier(dataset_dir, settings=None, progress=True):
 
 def _write_cache_entry(model, info, directory):
     """Write the judge's weights and classifier.json (`info`) to a staging folder beside `directory`,
-    then rename it into place (a concurrent writer that finished first wins)."""
-    classifiers_dir = os.path.dirname(directory)
-    os.makedirs(classifiers_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{info['fingerprint']}.", dir=classifiers_dir)
+    then rename it into place (a concurrent writer that finished first wins). Staging folders
+    of killed earlier writers are removed first."""
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    recover_staged(directory)
+    staging = staging_dir(directory)
     try:
+        os.mkdir(staging)
         np.savez(os.path.join(staging, Judge.WEIGHTS), *model.get_weights())
         with open(os.path.join(staging, Judge.INFO), "w", encoding="utf-8") as handle:
             json.dump(info, handle, indent=2)
@@ -379,7 +380,6 @@ def _write_cache_entry(model, info, directory):
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return judge
 
 
 # -------------------------------------------------------------------------- evaluation

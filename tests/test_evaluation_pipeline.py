@@ -2,6 +2,9 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from digits_gan_plugin import jobdir
 from digits_gan_plugin.dataset_io import write_dataset
 from digits_gan_plugin.digits_api import DataIngestionInterface
 from digits_gan_plugin.errors import DataError
+from digits_gan_plugin.files import staging_dir
 
 TINY_CLASSIFIER = ev.ClassifierSettings(epochs=4, batch_size=32, width=4, feature_dim=16, learning_rate=1e-2, shift=0)
 
@@ -67,7 +71,13 @@ def tiny_job(digits_dataset, tmp_path_factory):
 
 def test_classifier_is_trained_once_then_loaded_from_cache(digits_dataset, cache):
     # Start from an empty cache entry whatever ran before in this module.
-    shutil.rmtree(cache / "classifiers" / ev.dataset_fingerprint(digits_dataset, TINY_CLASSIFIER), ignore_errors=True)
+    entry = cache / "classifiers" / ev.dataset_fingerprint(digits_dataset, TINY_CLASSIFIER)
+    shutil.rmtree(entry, ignore_errors=True)
+    killed_writer = subprocess.Popen([sys.executable, "-c", ""])
+    killed_writer.wait()
+    left_by_a_killed_writer = Path(staging_dir(entry, pid=killed_writer.pid))
+    left_by_a_killed_writer.mkdir(parents=True)
+    (left_by_a_killed_writer / ev.Judge.WEIGHTS).write_bytes(b"half")
     first = ev.load_or_train_classifier(digits_dataset, TINY_CLASSIFIER, progress=False)
     assert first.trained_now
     assert first.val_accuracy > 0.9
