@@ -181,6 +181,25 @@ def test_a_checkpoint_cut_short_by_a_full_disk_leaves_none_of_its_files(dataset,
 
 # ------------------------------------------------------------------ one writer per job
 
+def test_a_job_started_on_a_full_disk_is_one_line_naming_the_lock_file(tmp_path):
+    from conftest import FILL_THE_DISK, run_on_a_tiny_disk
+
+    mount = tmp_path / "disk"
+    probe = (f"from digits_gan_plugin.errors import TrainingError\n"
+             f"from digits_gan_plugin.runtime.joblock import JobLock, holder\n"
+             f"try:\n"
+             f"    with JobLock('{mount}/job'):\n"
+             f"        print('locked')\n"
+             f"except TrainingError as error:\n"
+             f"    print(error)\n"
+             f"print('holder', holder('{mount}/job'))\n")
+    done = run_on_a_tiny_disk(mount, f"{FILL_THE_DISK.format(mount=mount)}; {sys.executable} -c \"{probe}\"")
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{mount}/job/train.lock: cannot write the job's lock file (No space left on device); nothing was trained",
+        "holder None"]
+
+
 def test_a_second_writer_of_a_job_folder_exits_2_naming_the_holder(dataset, tmp_path, capsys):
     job = tmp_path / "job"
     assert main(train_args(dataset, model(tmp_path), job, "--epochs", "1")) == 0

@@ -32,7 +32,7 @@ class JobLock:
 
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(_lock_path(self.root), "a+", encoding="utf-8")
+            handle = open(_lock_path(self.root), "a+b", buffering=0)  # unbuffered: a failed write leaves nothing pending
         except OSError as error:
             raise TrainingError(f"{self.root}: cannot create the job folder's lock file ({error.strerror})") from None
         try:
@@ -41,11 +41,15 @@ class JobLock:
             handle.close()
             raise TrainingError(f"{self.root}: another training process is writing this job "
                                 f"({describe(holder(self.root))}); wait for it or stop it first") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode())
+        except OSError as error:  # a full disk: nothing of the job is written
+            handle.close()
+            raise TrainingError(f"{_lock_path(self.root)}: cannot write the job's lock file ({error.strerror}); "
+                                f"nothing was trained") from None
         self.handle = handle
         return self
 
