@@ -10,13 +10,15 @@ results.py (inference runs). No TensorFlow here.
 """
 import errno
 
-from flask import Flask, render_template, request, send_from_directory
+from flask import Flask, jsonify, render_template, request, send_from_directory
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from ..errors import DataError, os_error_line
 from . import common, datasets, manage, models, results
 from .jobs import JobManager
-from .safety import HostGuard, PathGuard, check_field_sizes, check_writable_folder, secret_key, served_hosts
+from .safety import (HostGuard, PathGuard, check_field_sizes, check_request_text, check_writable_folder, secret_key,
+                     served_hosts)
 
 MAX_UPLOAD_MB = 16
 MAX_PIXELS = 4096 * 4096
@@ -46,14 +48,18 @@ def create_app(jobs_dir="digits-gan-jobs", allow_roots=(), max_upload_mb=MAX_UPL
     @app.before_request
     def check_request():
         problem = host_guard.problem(request.method, request.host, request.headers.get("Origin"),
-                                     request.headers.get("Referer"))
+                                     request.headers.get("Referer"), request.headers.get("Sec-Fetch-Site"))
         if problem:
-            return render_template("message.html", title="Request refused", message=problem), 403
+            return error_page("Request refused", problem, 403)
         if request.method in ("POST", "PUT", "PATCH"):
             try:
                 check_field_sizes(request.form)
             except DataError as error:
-                return render_template("message.html", title="Form refused", message=str(error)), 413
+                return error_page("Form refused", str(error), 413)
+        try:
+            check_request_text(request.path, request.args, request.form, request.files)
+        except DataError as error:
+            return error_page("Request refused", str(error), 400)
         return None
 
     CSRFProtect(app)  # after the Host check: a rebound page never gets to see a token
@@ -66,9 +72,22 @@ def create_app(jobs_dir="digits-gan-jobs", allow_roots=(), max_upload_mb=MAX_UPL
     return app
 
 
+def wants_json():
+    """Whether the request is for one of the JSON endpoints (status.json, metrics.json,
+    fit.json), which the pages poll: their errors are JSON too (a job's own file named
+    *.json is not one: its route is the files route)."""
+    return request.url_rule is not None and request.url_rule.rule.endswith(".json")
+
+
+def error_page(title, text, status):
+    """The message page (or {error, status} for a JSON endpoint) answered with `status`."""
+    if wants_json():
+        return jsonify(error=f"{title}: {text}", status=status), status
+    return render_template("message.html", title=title, message=text), status
+
+
 def _register_error_pages(app):
-    def message(title, text, status):
-        return render_template("message.html", title=title, message=text), status
+    message = error_page
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
@@ -84,11 +103,24 @@ def _register_error_pages(app):
     def not_found(error):
         return message("Not found", "No such page or job.", 404)
 
+    @app.errorhandler(HTTPException)
+    def http_error(error):  # 400 (a malformed form), 405 (a method a page does not take), ...
+        if error.code is None or error.code < 400:
+            return error
+        response = error.get_response()
+        answer, status = message(error.name, error.description, error.code)
+        answer = app.make_response((answer, status))
+        for header in ("Allow", "Retry-After"):
+            if header in response.headers:
+                answer.headers[header] = response.headers[header]
+        return answer
+
     @app.errorhandler(DataError)
     def bad_input(error):
         return message("Cannot do that", str(error), 422)
 
     @app.errorhandler(OSError)
     def cannot_read_or_write(error):  # a full disk, a folder removed or made read-only meanwhile
-        status = 507 if error.errno in (errno.ENOSPC, errno.EDQUOT) else 500
+        # a full disk: 507; a name too long for the file system came with the request: 400
+        status = {errno.ENOSPC: 507, errno.EDQUOT: 507, errno.ENAMETOOLONG: 400}.get(error.errno, 500)
         return message("Cannot read or write a file", os_error_line(error), status)

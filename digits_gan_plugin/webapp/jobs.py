@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import unicodedata
 from pathlib import Path
 
 from .. import jobdir
@@ -39,6 +40,8 @@ RUNNING, DONE, ERROR, STOPPED, INTERRUPTED = "running", "done", "error", "stoppe
 FINISHED = (DONE, ERROR, STOPPED, INTERRUPTED)
 KINDS = ("dataset", "model", "inference", "evaluation")
 MAX_NAME_CHARS = 80
+# Characters that make a name display as something else (right-to-left overrides, isolates).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # The folder holding the digits_gan_plugin package: children import it from there.
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -90,6 +93,8 @@ def check_name(name):
     name = " ".join(str(name or "").split())
     if not name:
         raise DataError("name: a job needs a name")
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in name):
+        raise DataError("name: control characters (NUL, escape, text-direction overrides) are not allowed")
     if len(name) > MAX_NAME_CHARS:
         raise DataError(f"name: at most {MAX_NAME_CHARS} characters, got {len(name)}")
     return name

@@ -38,8 +38,13 @@ def syntax_report(source):
     try:
         tree = ast.parse(source, filename="network.py")
     except SyntaxError as error:
-        return {"message": f"line {error.lineno}: syntax error: {error.msg}", "lineno": error.lineno,
+        where = f"line {error.lineno}: " if error.lineno else ""
+        return {"message": f"{where}syntax error: {error.msg}", "lineno": error.lineno,
                 "offset": error.offset, "lines": list(enumerate(source.splitlines(), start=1))}
+    except (ValueError, MemoryError, RecursionError) as error:  # a NUL byte; nesting the parser gives up on
+        reason = str(error) or "too deeply nested for the Python parser"
+        return {"message": f"not a Python file the parser can read ({reason})", "lineno": None, "offset": None,
+                "lines": list(enumerate(source.splitlines(), start=1))}
     if not any(isinstance(node, ast.ClassDef) and node.name == "UserModel" for node in tree.body):
         return {"message": "defines no UserModel class (expected 'class UserModel(Tower)')", "lineno": None,
                 "offset": None, "lines": list(enumerate(source.splitlines(), start=1))}

@@ -7,7 +7,6 @@ The projector (``digits-gan latent project``) has its own form on a generator's 
 this GAN) and refines an encoder's encode-list run on request; its run shows the
 reconstructions, the optimisation GIF and the z file beside the usual result."""
 import json
-import os
 import secrets
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ..runtime import projector
 from .common import (INFERENCE_PLUGIN, VIEW_FOR_TASK, bare_form, check_paths, fitting_tasks, fitting_view_tasks,
                      guard, job_or_404, manager, model_facts, option_values, render_plugin_form, view_plugins)
 from .jobs import cli_command
-from .safety import check_image_upload, file_inside
+from .safety import check_image_upload, file_inside, upload_name
 
 blueprint = Blueprint("results", __name__)
 MAX_UPLOADS = 100
@@ -96,7 +95,7 @@ def _uploads(task_name, field="images"):
     if len(uploads) > MAX_UPLOADS:
         raise DataError(f"{field}: at most {MAX_UPLOADS} files at once, got {len(uploads)}")
     limit = current_app.config["DIGITS_GAN_MAX_PIXELS"]
-    return [(os.path.basename(f.filename), check_image_upload(f, limit)) for f in uploads]
+    return [(upload_name(f.filename), check_image_upload(f, limit)) for f in uploads]
 
 
 def _save_uploads(folder, images):
