@@ -36,7 +36,7 @@ import numpy as np
 
 from .digits_api import STAGES
 from .errors import DataError, os_error_reason
-from .files import move_into_place, recover_staged, staging_dir, usable_cores
+from .files import check_out_folder, make_parent_dirs, move_into_place, recover_staged, staging_dir, usable_cores
 from .proto import BlobProto, Datum
 
 META_FILE = "dataset.json"
@@ -338,7 +338,10 @@ class _Encoder:
             bounds = next(chunks, None)
             if bounds is not None:
                 worker = self.processes[sent % len(self.processes)]
-                worker[1].send((stage, *bounds))
+                try:
+                    worker[1].send((stage, *bounds))
+                except (BrokenPipeError, ConnectionResetError):  # it died since its last answer
+                    raise _dead_worker(worker[0], stage) from None
                 in_flight.append(worker)
                 sent += 1
 
@@ -349,17 +352,21 @@ class _Encoder:
             try:
                 answer = connection.recv()
             except (EOFError, ConnectionResetError):
-                process.join(1)
-                how = (f"killed by signal {-process.exitcode}" if process.exitcode and process.exitcode < 0
-                       else f"exit status {process.exitcode}")
-                raise DataError(f"stage {stage}: a dataset build worker ended unexpectedly ({how}; out of memory?)"
-                                ) from None
+                raise _dead_worker(process, stage) from None
             if answer[0] == "interrupted":
                 raise KeyboardInterrupt()
             if answer[0] == "error":
                 raise answer[1] from _RemoteTraceback(answer[2])
             send_next()
             yield answer[1]
+
+
+def _dead_worker(process, stage):
+    """The DataError of a build worker that ended without answering (the OOM killer...)."""
+    process.join(1)
+    how = (f"killed by signal {-process.exitcode}" if process.exitcode and process.exitcode < 0
+           else f"exit status {process.exitcode}")
+    return DataError(f"stage {stage}: a dataset build worker ended unexpectedly ({how}; out of memory?)")
 
 
 def _chunk_bounds(count, workers):
@@ -518,10 +525,7 @@ def _write_stage(encoder, entries, stage, stage_dir, progress):
 
 
 def _check_out_dir(out_dir, overwrite):
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise DataError(f"{out_dir}: exists and is not a directory")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise DataError(f"{out_dir}: directory exists and is not empty (use overwrite to replace it)")
+    check_out_folder(out_dir, overwrite, (META_FILE,) + tuple(STAGES), "dataset", empty_ok=True)
 
 
 def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, extra_meta=None,
@@ -557,7 +561,9 @@ def write_dataset(plugin, out_dir, stages=None, encoding=None, workers=None, ext
     if "tensorflow" in sys.modules:
         workers = 1  # forking a process whose TensorFlow runtime has started threads can deadlock
     entries = _itemize(plugin, stages)
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    # no more processes than chunks of at least 8 entries (--workers 100000 forked them all)
+    workers = max(1, min(workers, -(-max(map(len, entries.values()), default=0) // 8), 8 * usable_cores()))
+    make_parent_dirs(os.path.dirname(out_dir))
     tmp_dir = staging_dir(out_dir, "tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     try:
@@ -654,6 +660,11 @@ def _read_meta(meta_path):
         raise DataError(f"{meta_path}: expected a 'stages' object with at least one of {', '.join(STAGES)}")
     for stage in (stage for stage in STAGES if stage in stages):
         _check_stage_meta(meta_path, stage, stages[stage])
+    names, classes = meta.get("label_names"), meta.get("num_classes")
+    if not (names is None or (isinstance(names, list) and all(isinstance(name, str) for name in names))):
+        raise DataError(f"{meta_path}: label_names: expected a list of strings, got {names!r}")
+    if not (classes is None or (isinstance(classes, int) and not isinstance(classes, bool) and classes > 0)):
+        raise DataError(f"{meta_path}: num_classes: expected a positive integer, got {classes!r}")
     return meta
 
 
@@ -679,9 +690,20 @@ def _open_lmdb(path):
     if not os.path.isdir(path):
         raise DataError(f"{path}: missing LMDB")
     try:
-        return lmdb.open(path, readonly=True, lock=False, subdir=True)
+        env = lmdb.open(path, readonly=True, lock=False, subdir=True)
     except lmdb.Error as error:
         raise DataError(f"{path}: not a readable LMDB ({error})") from None
+    # A truncated data.mdb opens fine (LMDB reads only its header) but reading a page past
+    # the end of the file kills the process with SIGBUS: compare the size its header
+    # promises with the file's.
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    data_file = os.path.join(path, "data.mdb")
+    size = os.path.getsize(data_file)
+    if size < needed:
+        env.close()
+        raise DataError(f"{data_file}: truncated LMDB ({size} bytes, its header says {needed}); "
+                        f"copy or rebuild the dataset")
+    return env
 
 
 def _first_datum(env, path):
@@ -863,6 +885,10 @@ class DatasetReader:
         swap = bool(self.meta.get("channel_swap_float"))
         datum = _parse_datum(feature_value, self.dataset_dir)
         feature = datum_to_feature(datum)
+        if feature.shape != x.shape[1:]:
+            height, width, channels = x.shape[1:]
+            raise DataError(f"{self.dataset_dir}: an LMDB entry is {feature.shape[2]}x{feature.shape[0]}x"
+                            f"{feature.shape[1]} (C x H x W), its dataset says {channels}x{height}x{width}")
         x[position] = feature[..., ::-1] if swap and not datum.data and feature.shape[-1] == 3 else feature
         if y is None:
             return
@@ -873,6 +899,9 @@ class DatasetReader:
             values = datum_to_feature(label)  # H,W,C; DIGITS swaps 3-channel float labels too
             if swap and not label.data and values.shape[-1] == 3:
                 values = values[..., ::-1]
+            if values.size != int(np.prod(y.shape[1:])):
+                raise DataError(f"{self.dataset_dir}: an LMDB label holds {values.size} values, its dataset says "
+                                f"label_shape {list(y.shape[1:])}")
             y[position] = values.transpose(2, 0, 1).reshape(y.shape[1:])
 
     def read_all(self, stage):
@@ -1020,7 +1049,11 @@ class DatasetReader:
                 blob = BlobProto.FromString(handle.read())
         except Exception as error:  # OSError, or protobuf's DecodeError (no stable import path)
             raise DataError(f"{path}: not a readable BlobProto ({error})") from None
-        mean = np.asarray(blob.data, dtype=np.float32).reshape(blob.channels, blob.height, blob.width)
+        shape = (blob.channels, blob.height, blob.width)
+        if min(shape) < 1 or len(blob.data) != blob.channels * blob.height * blob.width:
+            raise DataError(f"{path}: expected a C x H x W mean, got shape {'x'.join(map(str, shape))} "
+                            f"holding {len(blob.data)} values")
+        mean = np.asarray(blob.data, dtype=np.float32).reshape(shape)
         if blob.channels == 3 and self._stage(stage)["feature_dtype"] == "uint8":
             mean = mean[::-1]
         return np.ascontiguousarray(mean.transpose(1, 2, 0))

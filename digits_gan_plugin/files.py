@@ -5,6 +5,7 @@ temporary name beside its target and is renamed over it once complete, so a read
 sees either the old version or the new one, never half of one.
 """
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -24,11 +25,12 @@ def atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     tmp_path = None
     try:
-        os.makedirs(directory, exist_ok=True)
+        make_parent_dirs(directory)
         handle, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
                                             suffix=os.path.splitext(path)[1], dir=directory)
         os.close(handle)
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         os.replace(tmp_path, path)
     except BaseException as error:
         if tmp_path is not None and os.path.exists(tmp_path):
@@ -36,6 +38,56 @@ def atomic_write(path, write):
         if isinstance(error, OSError):
             raise OSError(error.errno, error.strerror or str(error), path) from None
         raise
+
+
+def check_out_folder(out, overwrite, markers, what, empty_ok=False):
+    """Refuse an `out` folder this command must not replace: a file, an existing folder
+    (a non-empty one with `empty_ok`) without `overwrite`, or (even with it) a non-empty
+    folder holding none of `markers`, the names an earlier output of this kind has
+    (`--out ~ --overwrite` must not remove a home folder)."""
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise DataError(f"{out}: exists and is not a directory")
+    if not os.path.isdir(out) or (not overwrite and empty_ok and not os.listdir(out)):
+        return
+    if not overwrite:
+        raise DataError(f"{out}: directory exists and is not empty (give --overwrite to replace it)"
+                        if os.listdir(out) else f"{out}: already exists (give --overwrite to replace it)")
+    if not os.listdir(out):
+        return
+    if not any(os.path.exists(os.path.join(out, name)) for name in markers):
+        raise DataError(f"{out}: holds other files, not an earlier {what} (no {' or '.join(markers)}), and is "
+                        f"never replaced: choose another folder or empty this one yourself")
+
+
+def make_parent_dirs(directory):
+    """os.makedirs(directory, exist_ok=True), but a file standing where a folder of the path
+    should be is named in the error ('out.txt: Not a directory'), not the whole path with
+    'File exists'."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = os.path.abspath(directory)
+        while os.path.dirname(blocker) != blocker and not os.path.exists(blocker):
+            blocker = os.path.dirname(blocker)
+        if os.path.isdir(blocker):
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", blocker) from None
+
+
+def _umask():
+    """The process's umask, read without changing it where Linux shows it (os.umask
+    sets it, and a thread of the web server creating a file meanwhile would get 0)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path, text):
@@ -96,7 +148,7 @@ def staged_folder(out, what):
         print(f"digits-gan: {line}", file=sys.stderr)
     staged = Path(staging_dir(out))
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        make_parent_dirs(out.parent)
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir()
         yield staged

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, TrainingError, os_error_reason
-from .files import staged_folder, write_json_atomic, write_text_atomic
+from .files import check_out_folder, staged_folder, write_json_atomic, write_text_atomic
 from .imaging import save_png
 from .latent import ModelFacts, read_arrays, save_arrays
 
@@ -386,6 +386,8 @@ def _write_file_result(arrays_path, grid_path, arrays, grid):
 
 def _write_folder_result(out, arrays, info, grid):
     names = [RESULT_ARRAYS]
+    # an earlier result is replaced, never a folder of other files named by mistake
+    check_out_folder(out, True, (RESULT_ARRAYS, RESULT_INFO), "inference result folder")
     with staged_folder(out, "inference result") as staged:
         save_arrays(staged / RESULT_ARRAYS, arrays)
         if grid is not None:

@@ -9,6 +9,7 @@ asked for, so the result can be reproduced.
 import dataclasses
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -564,8 +565,14 @@ def read_arrays(path, what="array file"):
 
             with h5py.File(path, "r") as handle:
                 return {key: handle[key][()] for key in handle.keys()}
+        if os.path.isfile(path) and not zipfile.is_zipfile(path):
+            # np.load would take it for a pickle and say so, which misleads
+            raise DataError(f"{path}: not a readable {what} (expected an .npz: a zip archive of .npy arrays"
+                            f"{', or .h5' if what == 'z file' else ''})")
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: not found") from None
     except Exception as error:  # zip, zlib, HDF5 errors and pickle refusals: the file is bad

@@ -120,6 +120,17 @@ def int_list(text):
 
 
 
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def resolve(options, values):
     """Validated values for every option: `values` (a dict, e.g. plugin kwargs) completed
     with defaults. Unknown keys are kept unchanged (DIGITS passes extra form fields)."""

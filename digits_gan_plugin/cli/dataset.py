@@ -94,7 +94,7 @@ def register(subparsers):
         plugin_parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to create")
         plugin_parser.add_argument("--encoding", choices=["none", "png"], default="none",
                                    help="store uint8 features raw (default) or as PNG files")
-        plugin_parser.add_argument("--workers", type=int, default=None,
+        plugin_parser.add_argument("--workers", type=plugin_options.positive_int, default=None,
                                    help="encoding processes (default: all cores)")
         plugin_parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
         plugin_parser.add_argument("--quiet", action="store_true", help="no progress bar")

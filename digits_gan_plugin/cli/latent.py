@@ -42,7 +42,7 @@ def register(subparsers):
         task_parser = tasks.add_parser(task.name, help=task.description, description=task.func.__doc__)
         plugin_options.add_to_argparse(task_parser, GanInference.task_command_options(task.name))
         task_parser.add_argument("--out", required=True, metavar="DIR", help="inference dataset directory to create")
-        task_parser.add_argument("--workers", type=int, default=1, help="encoding processes (default: 1)")
+        task_parser.add_argument("--workers", type=plugin_options.positive_int, default=1, help="encoding processes (default: 1)")
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.set_defaults(func=cmd_task)

@@ -32,7 +32,7 @@ from ..errors import DataError
 from ..files import write_json_atomic
 from ..imaging import make_grid, save_gif, save_png
 from ..latent import save_arrays
-from ..files import staged_folder
+from ..files import check_out_folder, staged_folder
 
 METHODS = ("sefa", "ganspace", "boundary")
 LAYER_OPS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative")
@@ -265,8 +265,7 @@ def directions_command(job_dir, out, methods=("sefa", "ganspace"), count=5, indi
     for name, value, low in (("count", count, 1), ("samples", samples, 2), ("steps", steps, 2), ("rows", rows, 1)):
         if value < low:
             raise DataError(f"--{name} {value}: expected an integer >= {low}")
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: already exists (give --overwrite to replace it)")
+    check_out_folder(out, overwrite, ("directions.json", "directions.npz"), "directions folder")
     tower = freeze(job_dir, checkpoint)
     facts = tower.facts.replace(job=str(job_dir))
     facts.require_z_dim()

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import jobdir
 from ..errors import DataError, TrainingError
-from ..files import staged_folder, write_json_atomic
+from ..files import check_out_folder, staged_folder, write_json_atomic
 from ..latent import save_arrays
 from .inference import load_generator
 from .model_files import op_error_detail
@@ -329,8 +329,7 @@ def export_command(job_dir, out=None, formats=("savedmodel",), encoder_job=None,
     formats = check_formats(formats, opset, batch)
     generator_job, encoder_job = resolve_jobs(job_dir, encoder_job)
     out = Path(out) if out else jobdir.JobPaths(job_dir).export
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: already exists (give --overwrite to replace it)")
+    check_out_folder(out, overwrite, (MODEL_JSON, SAVED_MODEL), "export")
     generator = freeze(generator_job, checkpoint)
     if generator.image is None or not generator.facts.z_dim:
         raise DataError(f"{generator_job}: the inference op makes no N,H,W,C image from z; nothing to export")

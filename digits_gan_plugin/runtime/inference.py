@@ -224,6 +224,15 @@ def infer_command(job_dir, dataset=None, z_file=None, classes=None, per_class=10
     return jobdir.write_result(out or jobdir.JobPaths(job_dir).result(name), arrays, info, grid)
 
 
+def _check_width(facts, vectors, what):
+    """Vectors of another width than the model takes: DataError naming their source
+    before the model is loaded."""
+    width = facts.vector_width
+    if facts.inference_input == "z" and width and vectors.shape[1] != width:
+        raise DataError(f"{what} have width {vectors.shape[1]}, the model expects {width} "
+                        f"(z_dim {facts.z_dim} + y_dim {facts.y_dim})")
+
+
 def _inference_inputs(facts, job_dir, dataset, z_file, classes, per_class, seed):
     """(inputs, labels or None, default result name, grid (rows, cols) or None, info)."""
     if facts.inference_input == "image" and dataset is None:
@@ -234,7 +243,9 @@ def _inference_inputs(facts, job_dir, dataset, z_file, classes, per_class, seed)
         info = dict(task="classes", classes=list(classes), per_class=per_class, seed=seed)
         return inputs, labels, "classes", (len(classes), per_class), info
     if z_file is not None:
-        return read_z_file(z_file), None, Path(z_file).stem, None, dict(task="z_file", z_file=str(z_file))
+        vectors = read_z_file(z_file)
+        _check_width(facts, vectors, f"{z_file}: its z vectors")
+        return vectors, None, Path(z_file).stem, None, dict(task="z_file", z_file=str(z_file))
     reader = DatasetReader(dataset)
     stage = "test_db" if "test_db" in reader.stages else reader.stages[0]
     inputs, dataset_labels = reader.read_all(stage)
@@ -246,7 +257,13 @@ def _inference_inputs(facts, job_dir, dataset, z_file, classes, per_class, seed)
         labels = dataset_labels
     if facts.inference_input == "z":  # N x D, whatever layout the dataset's items have
         inputs = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
+        _check_width(facts, inputs, f"{dataset}: its {stage} entries")
     latent = reader.meta.get("latent") or {}
-    grid_shape = tuple(latent["grid"]) if latent.get("grid") else None
+    grid = latent.get("grid") if isinstance(latent, dict) else None
+    if grid is not None and not (isinstance(grid, list) and len(grid) == 2
+                                 and all(isinstance(n, int) and n > 0 for n in grid)):
+        raise DataError(f"{dataset}/dataset.json: latent.grid: expected [rows, cols] of positive integers, got {grid!r}")
+    latent = latent if isinstance(latent, dict) else {}
+    grid_shape = tuple(grid) if grid else None
     info = dict(task=latent.get("task"), grid=latent.get("grid"), dataset=str(dataset), latent=latent)
     return inputs, labels, Path(dataset).resolve().name, grid_shape, info

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError, ModelDefinitionError
-from ..files import staged_folder, write_json_atomic
+from ..files import check_out_folder, staged_folder, write_json_atomic
 from ..imaging import list_image_files, make_grid, save_gif, save_png
 from ..latent import save_arrays
 from ..options import Option
@@ -443,8 +443,7 @@ def project_command(job_dir, images, out, encoder_job=None, label=None, settings
 
     settings.check()
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: already exists (give --overwrite to replace it)")
+    check_out_folder(out, overwrite, ("projection.json", "z.npz"), "projection")
     facts = jobdir.read_model_facts(job_dir)
     facts.require_z_dim()
     targets, names = load_targets(images, facts.input_shape, resize)
