@@ -120,6 +120,20 @@ def int_list(text):
 
 
 
+MAX_SEED = 2**31 - 1  # TensorFlow's graph seeds are int32; numpy takes no negative seed
+
+
+def seed_int(text):
+    """argparse type: a random seed, 0 to MAX_SEED."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
 def positive_int(text):
     """argparse type: an integer >= 1."""
     try:

@@ -190,3 +190,26 @@ def test_an_inference_dataset_with_a_bad_latent_grid_is_named(tiny_mnist_dataset
     facts = types.SimpleNamespace(inference_input="z", vector_width=784, z_dim=784, y_dim=0)
     with pytest.raises(DataError, match=r"dataset.json: latent.grid: expected \[rows, cols\]"):
         _inference_inputs(facts, tmp_path, str(ds), None, None, 10, 0)
+
+
+SEEDED_COMMANDS = [
+    ["dataset", "create", "mnist", "--out", "{tmp}/ds"],
+    ["dataset", "create", "synthetic", "--out", "{tmp}/ds"],
+    ["train", "--dataset", "{tmp}", "--network", "network-mnist", "--out", "{tmp}/job"],
+    ["infer", "--job", "{tmp}", "--classes", "1"],
+    ["evaluate", "{tmp}"],
+    ["latent", "class-sweep", "--job", "{tmp}", "--out", "{tmp}/latent"],
+    ["latent", "directions", "--job", "{tmp}", "--out", "{tmp}/directions"],
+]
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**31)])
+@pytest.mark.parametrize("command", SEEDED_COMMANDS, ids=lambda command: " ".join(command[:2]))
+def test_every_seed_outside_0_to_2_31_is_refused_by_its_flag(tmp_path, command, seed, capsys):
+    # numpy refuses negative seeds with a traceback; TensorFlow's graph seeds are int32
+    with pytest.raises(SystemExit) as exit_info:
+        main([part.format(tmp=tmp_path) for part in command] + ["--seed", seed])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --seed:" in error and seed in error and "Traceback" not in error
+    assert os.listdir(tmp_path) == []

@@ -3,6 +3,7 @@ of its dataset's labels (see `digits-gan judge`), and attribute-edit rates.
 
 No TensorFlow at import time: evaluation.evaluate imports it when it runs.
 """
+from ..options import seed_int
 from .judge import add_judge_options, judge_settings
 
 
@@ -20,7 +21,7 @@ def register(subparsers):
     parser.add_argument("--samples", type=int, default=10000,
                         help="generated samples, split equally over the classes of a conditional model "
                              "(default 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the z vectors (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the z vectors (default 0)")
     parser.add_argument("--checkpoint", choices=("best", "last"),
                         help="checkpoint to generate from (default: best when the job was trained with "
                              "--best-metric, else last)")

@@ -1,5 +1,5 @@
 """``digits-gan infer`` and ``digits-gan models`` (no TensorFlow at import time)."""
-from ..options import int_list
+from ..options import int_list, seed_int
 
 
 def register(subparsers):
@@ -22,7 +22,7 @@ def _register_infer(subparsers):
     source.add_argument("--z", metavar="FILE", help="z vectors, N x D, in .npz / .txt / .h5")
     source.add_argument("--classes", type=int_list, metavar="0,1,...", help="generate these classes")
     parser.add_argument("--per-class", type=int, default=10, help="images per class with --classes (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="z seed with --classes (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="z seed with --classes (default 0)")
     parser.add_argument("--checkpoint", default="last", help="'last' (default), 'best' or a checkpoint prefix")
     parser.add_argument("--batch-size", type=int, default=256, help="vectors per session call (default 256)")
     parser.add_argument("--out", help="F.npz, F.h5 or a directory (see above)")

@@ -2,7 +2,7 @@
 subcommands that run a trained generator (``cli/latent.py`` registers them under
 ``latent``). No TensorFlow at import time.
 """
-from ..options import add_to_argparse, int_list
+from ..options import add_to_argparse, int_list, seed_int
 from ..runtime import projector
 
 
@@ -68,7 +68,7 @@ def _register_directions(tasks):
                                                      "(default 0.3 x the expected length of z)")
     parser.add_argument("--encoder", metavar="JOBDIR", help="encoder job (boundary)")
     parser.add_argument("--dataset", metavar="DIR", help="dataset labelled by class or attributes (boundary)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the samples and sweeps (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the samples and sweeps (default 0)")
     parser.add_argument("--checkpoint", default="last", help="'last' (default), 'best' or a checkpoint prefix")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.set_defaults(func=run_directions)

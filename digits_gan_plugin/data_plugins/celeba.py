@@ -18,7 +18,7 @@ import numpy as np
 from ..digits_api import TEST_DB, TRAIN_DB, VAL_DB
 from ..errors import DataError
 from ..imaging import load_square_image
-from ..options import Option
+from ..options import MAX_SEED, Option
 from . import GanInferenceForms, OptionsPlugin
 
 IMAGE_DIR = "img_align_celeba"
@@ -124,7 +124,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
         Option("max_images", int, 0, min=0, help="use only the first N images of the attribute list (0: all)"),
         Option("val_fraction", float, 0.1, min=0.0, max=0.9,
                help=f"share of the images put in val_db when there is no {PARTITION_FILE}"),
-        Option("seed", int, 0, help="seed of the shuffle before the train/val split"),
+        Option("seed", int, 0, min=0, max=MAX_SEED, help="seed of the shuffle before the train/val split"),
         Option("strict", bool, False, help="stop at the first unreadable image instead of skipping it"),
         Option("fast_decode", bool, False,
                help="faster JPEG decoding (integer IDCT, plain chroma upsampling): 1-1.5 grey levels off on average"),

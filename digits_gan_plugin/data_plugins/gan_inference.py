@@ -16,7 +16,7 @@ from .. import jobdir, latent
 from ..digits_api import TEST_DB
 from ..errors import DataError
 from ..imaging import load_square_image
-from ..options import Option
+from ..options import MAX_SEED, Option
 from . import OptionsPlugin, class_label, no_label
 
 # z size of DIGITS' GAN examples: what the form offers for a model trained in DIGITS.
@@ -57,7 +57,7 @@ class DataIngestion(OptionsPlugin):
                     "image shape; otherwise give them below"),
         Option("task", str, "class-sweep", choices=list(latent.TASKS),
                help="what to generate: " + "; ".join(f"{t.name}: {t.description}" for t in latent.TASKS.values())),
-        Option("seed", int, None, min=0, help="seed of the random z's; empty: drawn and recorded"),
+        Option("seed", int, None, min=0, max=MAX_SEED, help="seed of the random z's; empty: drawn and recorded"),
         Option("crop", int, None, min=1, help="encode-list: side of the centered square crop in source pixels "
                                                "before resizing, as used for the training set; empty: shorter side"),
     ] + MODEL_OPTIONS + _task_options()

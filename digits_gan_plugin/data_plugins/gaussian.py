@@ -8,7 +8,7 @@ The samples are drawn once per stage from a generator seeded with `seed` and the
 import numpy as np
 
 from ..digits_api import STAGES, TRAIN_DB, VAL_DB
-from ..options import Option
+from ..options import MAX_SEED, Option
 from . import OptionsPlugin, no_label
 
 
@@ -20,7 +20,7 @@ class DataIngestion(OptionsPlugin):
         Option("val_count", int, 1000, min=0, help="number of samples in val_db"),
         Option("mean", float, 4.0, help="mean of the Gaussian"),
         Option("std", float, 0.5, min=0.0, help="standard deviation of the Gaussian"),
-        Option("seed", int, 0, help="seed of the random samples"),
+        Option("seed", int, 0, min=0, max=MAX_SEED, help="seed of the random samples"),
     ]
     label_names = None
     num_classes = None

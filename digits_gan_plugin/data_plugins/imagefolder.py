@@ -10,7 +10,7 @@ scaled to 8 bits. The images are shuffled with `seed` and split by `val_fraction
 """
 from ..errors import DataError
 from ..imaging import list_labelled_images, load_square_image
-from ..options import Option
+from ..options import MAX_SEED, Option
 from . import GanInferenceForms, OptionsPlugin, class_label, no_label
 
 MODES = {"grey": "L", "rgb": "RGB"}
@@ -26,7 +26,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
         Option("size", int, 64, min=1, max=1024, help="side of the square output images, in pixels"),
         Option("channels", str, "rgb", choices=tuple(MODES), help="grey: 1 channel, rgb: 3 channels"),
         Option("val_fraction", float, 0.1, min=0.0, max=0.9, help="share of the images put in val_db"),
-        Option("seed", int, 0, help="seed of the shuffle before the train/val split"),
+        Option("seed", int, 0, min=0, max=MAX_SEED, help="seed of the shuffle before the train/val split"),
     ]
     label_names = num_classes = None  # filled by _load() from the class sub-folders
 

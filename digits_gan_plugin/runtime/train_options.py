@@ -11,7 +11,7 @@ Plain Python (3.8 syntax), no TensorFlow: the CLI's ``--help`` and the web form 
 import dataclasses
 
 from ..errors import DataError, TrainingError
-from ..options import Option, to_cli_args
+from ..options import MAX_SEED, Option, to_cli_args
 from .schedules import LR_POLICIES, SOLVERS, LearningRatePolicy
 
 TRAIN_OPTIONS = [
@@ -32,7 +32,7 @@ TRAIN_OPTIONS = [
     Option("snapshot_interval", float, 1.0, "checkpoint every this many epochs", above=0),
     Option("summary_interval", int, 50, "write TensorBoard scalars every this many steps (at least once per epoch)",
            min=1),
-    Option("seed", int, None, "random seed (default: random, saved in config.json)", min=0, max=2**31 - 1),
+    Option("seed", int, None, "random seed (default: random, saved in config.json)", min=0, max=MAX_SEED),
     Option("devices", str, "1", "N (first N GPUs; without GPUs N logical CPU devices, for testing) or "
            "comma-separated device names: one tower per device, the batch split evenly"),
     Option("max_steps", int, None, "stop after this many steps in total", min=1),
