@@ -513,9 +513,9 @@ def evaluate(job_dir, samples=10000, seed=0, checkpoint=None, classifier_setting
                         f"for {facts.num_classes} classes)")
     if not MIN_SAMPLES <= samples <= MAX_SAMPLES:
         raise DataError(f"--samples {samples}: expected {MIN_SAMPLES} to {MAX_SAMPLES:,}")
-    if attributes is not None and not 1 <= int(edit_samples) <= MAX_SAMPLES:
+    if not 1 <= int(edit_samples) <= MAX_SAMPLES:  # refused even unused: a typo should not pass unseen
         raise DataError(f"--edit-samples {edit_samples}: expected 1 to {MAX_SAMPLES:,}")
-    if attributes is not None and not np.isfinite(edit_scale):
+    if not np.isfinite(edit_scale):
         raise DataError(f"--edit-scale {edit_scale}: expected a finite number")
     dataset_dir = config["dataset"]
     reader = DatasetReader(dataset_dir)

@@ -193,6 +193,10 @@ def test_attribute_vectors_are_checked_before_any_model_is_built(faces_job, tmp_
         ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "other.npz"))
     with pytest.raises(DataError, match="--edit-samples 0: expected 1 to 1,000,000"):
         ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "other.npz"), edit_samples=0)
+    with pytest.raises(DataError, match="--edit-samples -1: expected 1 to 1,000,000"):  # even with no vectors
+        ev.evaluate(str(job), samples=20, edit_samples=-1)
+    with pytest.raises(DataError, match="--edit-scale nan: expected a finite number"):
+        ev.evaluate(str(job), samples=20, edit_scale=float("nan"))
     save_arrays(tmp_path / "wide.npz", {"names": np.array(["Bright"]), "vectors": np.ones((1, 5), np.float32)})
     with pytest.raises(DataError, match="wide.npz"):
         ev.evaluate(str(job), samples=20, attributes=str(tmp_path / "wide.npz"))
