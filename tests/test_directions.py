@@ -159,3 +159,14 @@ def test_benchmark_quick_mode(jobs, tmp_path, monkeypatch, capsys):
         bar[0, row, 14 + (14 - row) // 3, 0] = 255
     assert benchmark.slant(bar)[0] > 0.2 and benchmark.slant(bar[:, :, ::-1])[0] < -0.2
     assert benchmark.ink_mass(np.full((1, 4, 4, 1), 255, np.uint8))[0] == 1.0
+
+
+def test_more_directions_than_z_has_dimensions_are_capped_with_a_note(jobs, tmp_path, capsys):
+    z_dim = freeze(jobs["simple"]).facts.z_dim
+    out = tmp_path / "many"
+    assert main(["latent", "directions", "--job", str(jobs["simple"]), "--out", str(out), "--count", "99999999",
+                 "--samples", "300", "--steps", "2", "--rows", "1"]) == 0
+    assert (f"--count 99999999: a {z_dim}-dimensional z has at most {z_dim} directions per method; "
+            f"finding {z_dim}") in capsys.readouterr().err
+    names = list(read_arrays(out / "directions.npz")["names"])
+    assert len(names) <= 2 * z_dim and sum(name.startswith("ganspace") for name in names) <= z_dim

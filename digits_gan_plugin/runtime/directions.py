@@ -23,6 +23,7 @@ OUT (staged, renamed into place): directions.npz with ``names`` (str K) and ``ve
 row per z, the edit from -extent to +extent left to right) and NAME.gif (the sweep
 played forth and back); directions.json (the settings and each direction's score).
 """
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,6 +270,10 @@ def directions_command(job_dir, out, methods=("sefa", "ganspace"), count=5, indi
     tower = freeze(job_dir, checkpoint)
     facts = tower.facts.replace(job=str(job_dir))
     facts.require_z_dim()
+    if count > facts.z_dim:  # beyond z_dim, directions in z are no longer independent
+        print(f"digits-gan: --count {count}: a {facts.z_dim}-dimensional z has at most {facts.z_dim} "
+              f"directions per method; finding {facts.z_dim}", file=sys.stderr)
+        count = facts.z_dim
     rng = np.random.default_rng(seed)
     found = Directions([], np.zeros((0, facts.z_dim), np.float32), [], np.zeros(0))
     layer = FirstLayer(tower) if {"sefa", "ganspace"} & set(methods) else None
