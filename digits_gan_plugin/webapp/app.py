@@ -83,7 +83,8 @@ def error_page(title, text, status):
     """The message page (or {error, status} for a JSON endpoint) answered with `status`."""
     if wants_json():
         return jsonify(error=f"{title}: {text}", status=status), status
-    return render_template("message.html", title=title, message=text), status
+    job_id = (request.view_args or {}).get("job_id") if status != 404 else None
+    return render_template("message.html", title=title, message=text, job_id=job_id), status
 
 
 def _register_error_pages(app):

@@ -58,7 +58,9 @@ def panels(epoch_rows, step_rows=()):
             if not points:
                 continue
             colors.setdefault(base, COLORS[len(colors) % len(COLORS)])
-            series.append({"label": name, "color": colors[base], "dash": name.startswith("val_")})
+            # a lone point draws no line: show it as a dot (one epoch's images_per_sec)
+            series.append({"label": name, "color": colors[base], "dash": name.startswith("val_"),
+                           "points": len(points) < 2})
             columns.append(points)
         if not series:
             continue

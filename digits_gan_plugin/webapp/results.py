@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from .. import jobdir, latent
 from ..data_plugins import available_plugins
 from ..errors import DataError, DigitsGanError
-from ..options import make_wtform, template_text, to_cli_args
+from ..options import MAX_SEED, make_wtform, template_text, to_cli_args
 from ..runtime import projector
 from .common import (INFERENCE_PLUGIN, VIEW_FOR_TASK, bare_form, check_paths, fitting_tasks, fitting_view_tasks,
                      guard, job_or_404, manager, model_facts, option_values, render_plugin_form, view_plugins)
@@ -24,7 +24,6 @@ from .safety import check_image_upload, file_inside, upload_name
 
 blueprint = Blueprint("results", __name__)
 MAX_UPLOADS = 100
-MAX_SEED = 2**31 - 1
 # Fields of the inference plugin that describe a model trained elsewhere: the page's model says.
 MODEL_FIELDS = ("job", "z_dim", "num_classes", "z_distribution", "image_size", "image_channels")
 
@@ -265,7 +264,10 @@ PROJECTION_FILES = ("reconstruction.png", "optimisation.gif", "z.npz", "projecti
 
 def _projector_form():
     """The projector's options (runtime.projector.OPTIONS) as a form, fields 'project-*'."""
-    return make_wtform(projector.OPTIONS)(prefix="project", meta={"csrf": False})
+    form = make_wtform(projector.OPTIONS)(prefix="project", meta={"csrf": False})
+    if "lr" in form:
+        form["lr"].label.text = "Learning rate"
+    return form
 
 
 def _projector_context(job, facts, state):

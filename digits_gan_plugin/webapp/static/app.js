@@ -92,7 +92,7 @@ function chartOptions(panel, width) {
     cursor: {drag: {x: true, y: false}},  // drag to zoom, double-click to reset
     series: [{label: "step"}, ...panel.series.map(s => ({
       label: s.label, stroke: s.color, width: 2, spanGaps: true, dash: s.dash ? [6, 4] : undefined,
-      points: {show: s.dash ? true : undefined, size: 5},
+      points: {show: s.dash || s.points ? true : undefined, size: 5},
     }))],
     plugins: [tooltipPlugin()],
   };
@@ -268,6 +268,7 @@ function confirmDelete(form) {
     const typed = window.prompt(`Delete "${form.dataset.name}" and its files? Type its name to confirm.`);
     if (typed === null || typed.trim() !== form.dataset.name) {
       event.preventDefault();
+      if (typed !== null) window.alert(`Not deleted: "${typed.trim()}" is not the name "${form.dataset.name}".`);
       return;
     }
     form.querySelector("[name=confirm]").value = typed.trim();
