@@ -250,11 +250,13 @@ def make_wtform(options):
 
     def convert_validator(option):
         def check(form, field):
-            if field.data not in (None, ""):
+            if field.data not in (None, "") and not field.errors:  # one message per mistake (NumberRange's)
                 try:
                     option.convert(field.data)
-                except DataError as error:
-                    raise validators.ValidationError(str(error)) from None
+                except DataError as error:  # shown beside the field: without the "option NAME: " prefix
+                    message, prefix = str(error), f"option {option.name}: "
+                    raise validators.ValidationError(message[len(prefix):] if message.startswith(prefix)
+                                                     else message) from None
 
         return check
 

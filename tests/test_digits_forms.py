@@ -71,6 +71,16 @@ def test_a_dataset_form_reports_a_bad_field_by_name(host):
     assert not valid and number_field in form.errors
 
 
+def test_a_value_out_of_range_is_one_message_beside_its_field(host):
+    app, data, _ = host
+    plugin = data["gaussian"]
+    form, html = render_form(app, plugin.get_dataset_form, plugin.get_dataset_template)
+    valid, form = submit_form(app, plugin.get_dataset_form, browser_values(html, seed="-1", mean="nan"))
+    assert not valid
+    assert len(form.errors["seed"]) == 1 and "option seed" not in form.errors["seed"][0]  # NumberRange's only
+    assert form.errors["mean"] == ["expected a finite number, got nan"]  # no "option mean: " beside the field
+
+
 def test_the_gaussian_dataset_form_makes_the_plugin_digits_stores(host):
     """DIGITS: validate_on_submit, then extension_class(**form.data), get_user_data()."""
     app, data, _ = host
