@@ -136,9 +136,23 @@ def test_delete_with_a_mistyped_name_says_why_and_a_phone_screen_fits(server):
             menu_right = page.eval_on_selector(".manage-body", "node => node.getBoundingClientRect().right")
             page.goto(base + "/")
             home_width = page.evaluate("document.documentElement.scrollWidth")
+            # choosing a dataset reloads New model for it: what was typed stays
+            page.goto(base + "/models/new")
+            page.fill("[name=job_name]", "my digits")
+            page.fill("[name=epochs]", "7")
+            with page.expect_navigation():
+                page.eval_on_selector("[name=dataset]", "node => node.dispatchEvent(new Event('change'))")
+            kept = (page.input_value("[name=job_name]"), page.input_value("[name=epochs]"))
         finally:
             browser.close()
     assert [kind for kind, _ in dialogs] == ["prompt", "alert"]
     assert "Not deleted" in dialogs[1][1] and "wrong name" in dialogs[1][1]
     assert record.is_dir()
     assert menu_right <= 390 and home_width <= 390
+    assert kept == ("my digits", "7")
+
+
+def test_values_typed_before_the_dataset_menu_reloads_new_model_are_kept(client):
+    html = client.get("/models/new?dataset=none&typed=1&job_name=my+digits&epochs=7&lr=0.01").get_data(as_text=True)
+    assert 'value="my digits"' in html and 'value="7"' in html and 'value="0.01"' in html
+    assert 'value="my digits"' not in client.get("/models/new?dataset=none").get_data(as_text=True)

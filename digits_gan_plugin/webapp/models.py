@@ -106,6 +106,16 @@ def _clone_into(form, train_form, job):
             train_form[option.name].data = ",".join(map(str, value)) if option.is_list else value
 
 
+def _keep_typed(form, train_form, args):
+    """Refill the fields typed before the Dataset menu reloaded the page (?typed=1&...,
+    sent by app.js reloadForDataset; an unchecked box is simply absent)."""
+    for field in (form.job_name, form.network, form.weights, *train_form):
+        if field.type == "BooleanField":
+            field.data = field.name in args
+        elif field.name in args:
+            field.data = args[field.name]
+
+
 @blueprint.route("/models/new", methods=["GET", "POST"])
 def new_model():
     form = forms.NewModelForm(meta={"csrf": False})
@@ -114,6 +124,8 @@ def new_model():
         _clone_into(form, train_form, job_or_404(request.args["clone"], "model"))
     elif request.method == "GET" and request.args.get("dataset"):
         form.dataset.data = request.args["dataset"]
+        if request.args.get("typed"):
+            _keep_typed(form, train_form, request.args)
     context = _new_model_context(form, train_form)
     if request.method != "POST":
         return render_template("new_model.html", **context)

@@ -263,6 +263,20 @@ function once(form) {
   });
 }
 
+function reloadForDataset(select) {
+  // The page reloads for the chosen dataset (its fitting networks): what was typed travels
+  // in the address, except the form token and pasted code.
+  const params = new URLSearchParams();
+  for (const [name, value] of new FormData(select.form)) {
+    if (typeof value === "string" && !["csrf_token", "custom_network", "dataset"].includes(name)) {
+      params.append(name, value);
+    }
+  }
+  params.set("dataset", select.value);
+  params.set("typed", "1");
+  window.location = "?" + params.toString();
+}
+
 function confirmDelete(form) {
   form.addEventListener("submit", event => {
     const typed = window.prompt(`Delete "${form.dataset.name}" and its files? Type its name to confirm.`);
