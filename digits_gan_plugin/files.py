@@ -48,14 +48,14 @@ def check_out_folder(out, overwrite, markers, what, empty_ok=False):
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise DataError(f"{out}: exists and is not a directory")
-    if not os.path.isdir(out) or (not overwrite and empty_ok and not os.listdir(out)):
+    if not os.path.isdir(out):
         return
-    if not overwrite:
-        raise DataError(f"{out}: directory exists and is not empty (give --overwrite to replace it)"
-                        if os.listdir(out) else f"{out}: already exists (give --overwrite to replace it)")
-    if not os.listdir(out):
-        return
-    if not any(os.path.exists(os.path.join(out, name)) for name in markers):
+    empty = not os.listdir(out)
+    if not overwrite and not empty:
+        raise DataError(f"{out}: directory exists and is not empty (give --overwrite to replace it)")
+    if not overwrite and not empty_ok:
+        raise DataError(f"{out}: already exists (give --overwrite to replace it)")
+    if not empty and not any(os.path.exists(os.path.join(out, name)) for name in markers):
         raise DataError(f"{out}: holds other files, not an earlier {what} (no {' or '.join(markers)}), and is "
                         f"never replaced: choose another folder or empty this one yourself")
 

@@ -120,29 +120,28 @@ def int_list(text):
 
 
 
+# Form labels spelled out where the option's name is an abbreviation ("Lr", "Xla").
+SPELLED_OUT_LABELS = {"lr": "Learning rate", "lr_policy": "Learning-rate policy", "keep": "Checkpoints to keep",
+                      "xla": "XLA", "ema_decay": "EMA decay", "digits_semantics": "DIGITS semantics"}
 MAX_SEED = 2**31 - 1  # TensorFlow's graph seeds are int32; numpy takes no negative seed
 
 
-def seed_int(text):
-    """argparse type: a random seed, 0 to MAX_SEED."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {value}")
-    return value
+def _int_from(low, high, expected):
+    """argparse type: an integer from `low` to `high` (None: no upper bound)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+seed_int = _int_from(0, MAX_SEED, f"a seed from 0 to {MAX_SEED}")
+positive_int = _int_from(1, None, "an integer >= 1")
 
 
 def resolve(options, values):
@@ -266,7 +265,7 @@ def make_wtform(options):
         if (option.min is not None or option.max is not None) and not option.is_list:
             checks.append(validators.NumberRange(min=option.min, max=option.max))
         checks.append(convert_validator(option))
-        label = option.name.replace("_", " ").capitalize()
+        label = SPELLED_OUT_LABELS.get(option.name) or option.name.replace("_", " ").capitalize()
         # No render_kw (WTForms 2.1+); the templates pass the help as each field's title.
         common = dict(label=label, description=option.help)
         if option.type is bool:

@@ -258,12 +258,12 @@ def _inference_inputs(facts, job_dir, dataset, z_file, classes, per_class, seed)
     if facts.inference_input == "z":  # N x D, whatever layout the dataset's items have
         inputs = np.asarray(inputs, np.float32).reshape(len(inputs), -1)
         _check_width(facts, inputs, f"{dataset}: its {stage} entries")
-    latent = reader.meta.get("latent") or {}
-    grid = latent.get("grid") if isinstance(latent, dict) else None
+    latent = reader.meta.get("latent")
+    latent = latent if isinstance(latent, dict) else {}
+    grid = latent.get("grid")
     if grid is not None and not (isinstance(grid, list) and len(grid) == 2
                                  and all(isinstance(n, int) and n > 0 for n in grid)):
         raise DataError(f"{dataset}/dataset.json: latent.grid: expected [rows, cols] of positive integers, got {grid!r}")
-    latent = latent if isinstance(latent, dict) else {}
     grid_shape = tuple(grid) if grid else None
-    info = dict(task=latent.get("task"), grid=latent.get("grid"), dataset=str(dataset), latent=latent)
+    info = dict(task=latent.get("task"), grid=grid, dataset=str(dataset), latent=latent)
     return inputs, labels, Path(dataset).resolve().name, grid_shape, info

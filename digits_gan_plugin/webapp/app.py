@@ -88,28 +88,26 @@ def error_page(title, text, status):
 
 
 def _register_error_pages(app):
-    message = error_page
-
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return message("Form refused", f"The form was sent without a valid security token ({error.description}). "
+        return error_page("Form refused", f"The form was sent without a valid security token ({error.description}). "
                                        "Reload the page and submit it again.", 400)
 
     @app.errorhandler(413)
     def too_large(error):
         limit = app.config["DIGITS_GAN_MAX_UPLOAD_MB"]
-        return message("Upload refused", f"The upload is larger than the limit of {limit} MB; nothing was saved.", 413)
+        return error_page("Upload refused", f"The upload is larger than the limit of {limit} MB; nothing was saved.", 413)
 
     @app.errorhandler(404)
     def not_found(error):
-        return message("Not found", "No such page or job.", 404)
+        return error_page("Not found", "No such page or job.", 404)
 
     @app.errorhandler(HTTPException)
     def http_error(error):  # 400 (a malformed form), 405 (a method a page does not take), ...
         if error.code is None or error.code < 400:
             return error
         response = error.get_response()
-        answer, status = message(error.name, error.description, error.code)
+        answer, status = error_page(error.name, error.description, error.code)
         answer = app.make_response((answer, status))
         for header in ("Allow", "Retry-After"):
             if header in response.headers:
@@ -118,10 +116,10 @@ def _register_error_pages(app):
 
     @app.errorhandler(DataError)
     def bad_input(error):
-        return message("Cannot do that", str(error), 422)
+        return error_page("Cannot do that", str(error), 422)
 
     @app.errorhandler(OSError)
     def cannot_read_or_write(error):  # a full disk, a folder removed or made read-only meanwhile
         # a full disk: 507; a name too long for the file system came with the request: 400
         status = {errno.ENOSPC: 507, errno.EDQUOT: 507, errno.ENAMETOOLONG: 400}.get(error.errno, 500)
-        return message("Cannot read or write a file", os_error_line(error), status)
+        return error_page("Cannot read or write a file", os_error_line(error), status)

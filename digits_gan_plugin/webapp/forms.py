@@ -36,18 +36,9 @@ class NewModelForm(FlaskForm):
     weights = wtforms.SelectField("Pretrained weights (optional)", default="")
 
 
-# Labels spelled out where the option's name is an abbreviation ("Lr", "Xla").
-LABELS = {"lr": "Learning rate", "lr_policy": "Learning-rate policy", "keep": "Checkpoints to keep", "xla": "XLA",
-          "ema_decay": "EMA decay", "digits_semantics": "DIGITS semantics"}
-
-
 def train_options_form():
     """The training options' form (one field per option, bounds from the declaration)."""
-    form = options.make_wtform(FORM_TRAIN_OPTIONS)(meta={"csrf": False})
-    for name, text in LABELS.items():
-        if name in form:
-            form[name].label.text = text
-    return form
+    return options.make_wtform(FORM_TRAIN_OPTIONS)(meta={"csrf": False})
 
 
 def train_values(form):

@@ -264,10 +264,7 @@ PROJECTION_FILES = ("reconstruction.png", "optimisation.gif", "z.npz", "projecti
 
 def _projector_form():
     """The projector's options (runtime.projector.OPTIONS) as a form, fields 'project-*'."""
-    form = make_wtform(projector.OPTIONS)(prefix="project", meta={"csrf": False})
-    if "lr" in form:
-        form["lr"].label.text = "Learning rate"
-    return form
+    return make_wtform(projector.OPTIONS)(prefix="project", meta={"csrf": False})
 
 
 def _projector_context(job, facts, state):
